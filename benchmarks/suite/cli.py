@@ -1,0 +1,209 @@
+"""The ``run_all.py`` command line: regenerate tables, list them, plan, report, export."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from . import registry, runner
+from .errors import UserError
+from .spec import SCALES, expand, published_rows
+
+EXAMPLES = """\
+examples:
+  python run_all.py                                   every table, smoke scale, in this process
+  python run_all.py --list                            tables, their cells and run counts
+  python run_all.py --tables bacho2024/table1 --scale small --cols MNIST
+  python run_all.py --tables bacho2024 --scale full --dry-run     what would run, and its cost
+  python run_all.py --tables bacho2024/table1 --rows FDFA --seeds 3   rerun one method
+  python run_all.py --report-only --scale small       rebuild reports from results/ only
+  python run_all.py --export-published published.csv  every published number as CSV
+
+Runs already recorded as ok (or diverged) are skipped, failed ones are retried: rerunning the same
+command resumes. Records: <results-dir>/<scale>/<paper>/<table>/<run_id>.json. Reports:
+<reports-dir>/<scale>/<paper>/<table>.{md,csv,tex,png}, indexed in <reports-dir>/README.md.
+Real data: --data-root DIR (or FGBENCH_DATA_ROOT) in torchvision's layout; without it, smoke
+runs use packaged MNIST digits or labelled synthetic stand-ins, and small runs use packaged MNIST.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        sys.stderr.write(f"run_all.py: error: {message} (see python run_all.py --help)\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="run_all.py",
+        description="fgbench: regenerate the tables of three forward-gradient papers (Ren et al. 2023, "
+                    "Fournier et al. 2023, Bacho & Chu 2024) from declarative specs, and put the "
+                    "numbers beside the published ones.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tables", nargs="+", metavar="ID",
+                   help="tables to run, e.g. bacho2024/table1, or a paper prefix like bacho2024 (default: all)")
+    p.add_argument("--scale", choices=SCALES, default="smoke",
+                   help="smoke: seconds a cell, pipeline check (default); small: real data, reduced "
+                        "epochs/seeds, shows trends on a CPU; full: the paper's protocol")
+    p.add_argument("--executor", default="local",
+                   help="where runs execute: local (in this process, default)")
+    p.add_argument("--seeds", type=_positive_int, metavar="N",
+                   help="seeds per cell (default: the scale's count; the paper's count at full)")
+    p.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (methods), e.g. FDFA BP")
+    p.add_argument("--cols", nargs="+", metavar="COL", help="only these columns (datasets), e.g. MNIST")
+    p.add_argument("--list", action="store_true", help="list tables, cell counts and run counts, then exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the runs that would execute and an estimate of their cost, run nothing")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild reports from existing records, run nothing")
+    p.add_argument("--results-dir", default="results", metavar="DIR", help="run records (default: results)")
+    p.add_argument("--reports-dir", default="reports", metavar="DIR", help="reports (default: reports)")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="datasets in torchvision's layout (default: $FGBENCH_DATA_ROOT)")
+    p.add_argument("--export-published", metavar="FILE",
+                   help="write every published number of the selected tables as CSV, then exit")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except UserError as e:
+        sys.stderr.write(f"run_all.py: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\nrun_all.py: interrupted; finished runs are recorded, rerun to resume\n")
+        return 130
+
+
+def _main(args) -> int:
+    from .executors import get_executor
+
+    specs = registry.select_tables(args.tables)
+    if args.export_published:
+        return _export_published(specs, args.export_published)
+    if args.list:
+        return _list(specs)
+    if args.report_only:
+        return _report(specs, args)
+
+    from benchmarks import data
+
+    executor = get_executor(args.executor)  # fail on a bad executor before any work
+    data_root = data.data_root_from(args.data_root)
+    runs = runner.plan(specs, args.scale, data_root=data_root, seeds=args.seeds, rows=args.rows, cols=args.cols)
+    todo, done = runner.split_done(runs, args.results_dir)
+    if args.dry_run:
+        return _dry_run(specs, todo, done, args)
+    if not runs:
+        raise UserError("the selection has no runs; check --rows/--cols against `--list`")
+    _writable(args.results_dir)
+    _writable(args.reports_dir)
+
+    from .progress import Progress
+
+    print(f"{len(runs)} runs at scale '{args.scale}': {len(done)} already recorded, {len(todo)} to run "
+          f"(executor {executor.name})", file=sys.stderr)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    records = executor.run(todo, results_dir=args.results_dir, data_root=data_root,
+                           progress=Progress(len(todo)))
+    failed = [r for r in records if r["status"] == "failed"]
+    _report(specs, args, quiet=False)
+    if failed:
+        print(f"{len(failed)} run(s) failed; their records keep the error, and rerunning the same "
+              f"command retries them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _writable(path: str) -> None:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {path!r}: {e.strerror}; choose another folder") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{path!r} is not writable; choose another folder")
+
+
+def _report(specs, args, quiet: bool = False) -> int:
+    from . import report
+
+    runner_commit, _ = runner.git_state()
+    written = []
+    for spec in specs:
+        written += report.render_table(spec, args.scale, args.results_dir, args.reports_dir, commit=runner_commit)
+    index = report.render_index(registry.all_tables(), args.results_dir, args.reports_dir)
+    md = [str(p) for p in written if str(p).endswith(".md")]
+    print(f"reports: {', '.join(md) or 'none'}; index: {index}", file=sys.stderr)
+    return 0
+
+
+def _list(specs) -> int:
+    print(f"{'table':24} {'cells':>5} {'published':>9}  runs smoke/small/full  title")
+    for s in specs:
+        n_pub = sum(len(c.published) for c in s.cells)
+        counts = "/".join(str(len(expand(s, sc))) for sc in SCALES)
+        print(f"{s.id:24} {len(s.cells):5d} {n_pub:9d}  {counts:>20}  {s.title}")
+    return 0
+
+
+def _dry_run(specs, todo, done, args) -> int:
+    seconds = runner.estimate_seconds(todo)
+    done_ids = {(r["table"], r["run_id"]) for r in done}
+    print(f"scale {args.scale}, executor {args.executor}: {len(todo) + len(done)} runs, "
+          f"{len(done)} already recorded, {len(todo)} to run")
+    print(f"{'table':22} {'row':10} {'col':14} {'seed':>4}  {'run_id':12}  {'data':11} status")
+    for r in sorted(todo + done, key=lambda r: (r["table"], r["row"], r["col"], r["seed"])):
+        status = "done" if (r["table"], r["run_id"]) in done_ids else "to run"
+        print(f"{r['table']:22} {r['row']:10} {r['col']:14} {r['seed']:4d}  {r['run_id']:12}  "
+              f"{r['config'].get('data_source', ''):11} {status}")
+    print(f"estimated cost of the runs to do: {_fmt_duration(seconds)} on this machine's CPU "
+          f"(rough, from model size, data size and epochs)")
+    return 0
+
+
+def _fmt_duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _export_published(specs, path: str) -> int:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["table", "row", "col", "metric", "value", "std"], lineterminator="\n")
+    w.writeheader()
+    n = 0
+    for s in specs:
+        for row in published_rows(s):
+            w.writerow(row)
+            n += 1
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        raise UserError(f"folder {str(target.parent)!r} does not exist; create it or choose another FILE")
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(buf.getvalue())
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path!r}: {e.strerror}") from None
+    print(f"wrote {n} published numbers of {len(specs)} tables to {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,453 @@
+"""Reports: our numbers beside the published ones, one paper table at a time.
+
+Joins the run records of a table at a scale with the spec's published values and writes
+``<reports>/<scale>/<paper>/<table>.{md,csv,tex,png}`` plus an index ``<reports>/README.md``.
+Every header says the scale, the data behind the numbers (real / subset / synthetic) and the
+commits, because a number without its protocol is easy to mistake for a reproduction.
+Framework-free: numpy, pandas and matplotlib (Agg) only; never torch or jax.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .spec import SCALES, Published, TableSpec
+from .store import iter_records
+
+MARKS = {True: "✓", False: "✗", None: ""}
+CSV_COLUMNS = ("row", "col", "metric", "ours_mean", "ours_std", "ours_n", "n_diverged", "n_failed",
+               "published_value", "published_std", "published_missing", "agrees")
+SYNTHETIC_LINE = "SYNTHETIC DATA: smoke test of the pipeline, not a reproduction"
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def _in_spec(spec: TableSpec, rec: dict) -> bool:
+    """A record counts only while its (row, col) is still a cell of the spec (stale ones are ignored)."""
+    return rec.get("table", spec.id) == spec.id and spec.cell(rec.get("row"), rec.get("col")) is not None
+
+
+def _load(spec: TableSpec, results_dir, scale: str) -> tuple[list[dict], int]:
+    """The table's records at a scale that belong to current cells, and how many stale ones were skipped."""
+    recs = list(iter_records(results_dir, scale, spec.id))
+    kept = [r for r in recs if _in_spec(spec, r)]
+    return kept, len(recs) - len(kept)
+
+
+def _number(x: Any) -> float | None:
+    try:
+        return None if x is None or isinstance(x, bool) else float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def cell_stats(spec: TableSpec, records: Iterable[dict]) -> dict:
+    """Per cell of the spec and per table metric: ``mean, std, n, n_diverged, n_failed, values``.
+
+    ``values`` holds one number a finished run, NaN for a diverged run (the paper prints NaN too;
+    an ``ok`` run whose metric is not finite counts as diverged). ``mean``/``std`` are over the
+    finite values and ``n`` counts them; std is sample std (ddof=1), None when n < 2. ``mean`` is
+    None when no run finished (not run, or only failures) and NaN when every finished run diverged.
+    Failed runs are not values; they are only counted. Every spec cell has an entry.
+    """
+    acc = {(r, c): {m: {"values": [], "n_failed": 0} for m in spec.metrics}
+           for r in spec.rows for c in spec.cols if spec.cell(r, c) is not None}
+    for rec in records:
+        key = (rec.get("row"), rec.get("col"))
+        if key not in acc or not _in_spec(spec, rec):
+            continue
+        status, metrics = rec.get("status"), rec.get("metrics") or {}
+        for m, a in acc[key].items():
+            if status == "failed":
+                a["n_failed"] += 1
+            elif status == "diverged":
+                a["values"].append(math.nan)
+            elif status == "ok" and (v := _number(metrics.get(m))) is not None:
+                a["values"].append(v)  # an ok record lacking the metric adds nothing
+    out = {}
+    for key, per_metric in acc.items():
+        out[key] = {}
+        for m, a in per_metric.items():
+            finite = [v for v in a["values"] if math.isfinite(v)]
+            n_div = len(a["values"]) - len(finite)
+            mean = float(np.mean(finite)) if finite else (math.nan if n_div else None)
+            std = float(np.std(finite, ddof=1)) if len(finite) >= 2 else None
+            out[key][m] = {"mean": mean, "std": std, "n": len(finite), "n_diverged": n_div,
+                           "n_failed": a["n_failed"], "values": a["values"]}
+    return out
+
+
+def agrees(ours_mean: float | None, published: Published | None) -> bool | None:
+    """Whether our mean matches the paper: within 2 published std, or 1 point when no std is printed.
+
+    None when not comparable (no published value, a ``missing`` one, or no mean of ours). A
+    published NaN agrees only with an all-diverged cell of ours (NaN), and vice versa.
+    """
+    if published is None or published.missing is not None or ours_mean is None:
+        return None
+    ours, pub = float(ours_mean), published.mean
+    if math.isnan(ours) or math.isnan(pub):
+        return math.isnan(ours) and math.isnan(pub)
+    tol = 1.0 if published.spread is None else 2.0 * published.spread
+    return abs(ours - pub) <= tol + 1e-9  # slack for float noise in printed decimals
+
+
+def _spearman(ours: list, published: list) -> tuple[float, int]:
+    """Spearman rho (Pearson on pandas average ranks) over pairs where both are finite, and their count."""
+    df = pd.DataFrame({"a": ours, "b": published}, dtype=float).replace([np.inf, -np.inf], np.nan).dropna()
+    if len(df) < 2:
+        return math.nan, len(df)
+    r = df.rank()
+    if r["a"].nunique() < 2 or r["b"].nunique() < 2:
+        return math.nan, len(df)  # a constant side has no ranking to compare
+    return float(r["a"].corr(r["b"])), len(df)
+
+
+def _summary(spec: TableSpec, stats: dict) -> dict:
+    """Cells run / comparable / agreeing, and rho per (col, metric) across rows, with their mean.
+
+    A cell agrees when every metric that can be compared agrees.
+    """
+    run = comparable = agreeing = 0
+    for (row, col), per_metric in stats.items():
+        if any(s["mean"] is not None for s in per_metric.values()):
+            run += 1
+        marks = [agrees(s["mean"], spec.cell(row, col).published.get(m)) for m, s in per_metric.items()]
+        marks = [a for a in marks if a is not None]
+        comparable += bool(marks)
+        agreeing += bool(marks) and all(marks)
+    rho = {}
+    for col in spec.cols:
+        for m in spec.metrics:
+            ours, pub = [], []
+            for row in spec.rows:
+                if (row, col) in stats:
+                    ours.append(stats[(row, col)][m]["mean"])
+                    p = spec.cell(row, col).published.get(m)
+                    pub.append(None if p is None else p.mean)
+            rho[(col, m)] = _spearman([np.nan if v is None else v for v in ours],
+                                      [np.nan if v is None else v for v in pub])
+    finite = [r for r, _ in rho.values() if math.isfinite(r)]
+    return {"cells": len(stats), "run": run, "comparable": comparable, "agreeing": agreeing,
+            "rho": rho, "rho_mean": float(np.mean(finite)) if finite else math.nan}
+
+
+# ----------------------------------------------------------------------------- text pieces
+
+def _ours_text(s: dict) -> str:
+    if s["mean"] is None:
+        return f"{s['n_failed']} failed" if s["n_failed"] else "not run"
+    if math.isnan(s["mean"]):
+        text, notes = "NaN", []
+    else:
+        text = f"{s['mean']:.2f}" + ("" if s["std"] is None else f" ± {s['std']:.2f}")
+        notes = [str(s["n"])]
+    notes += [f"{s['n_diverged']} diverged"] * bool(s["n_diverged"]) + [f"{s['n_failed']} failed"] * bool(s["n_failed"])
+    return f"{text} ({', '.join(notes)})"
+
+
+def _pub_text(p: Published | None) -> str:
+    if p is None:
+        return "—"
+    if p.missing is not None:
+        return f"missing: {p.missing}"
+    return p.value + ("" if p.std is None else f" ± {p.std}")
+
+
+def _grid(spec: TableSpec, stats: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the table in the paper's layout; one sub-column per metric if several."""
+    subcols = [(c, m) for c in spec.cols for m in spec.metrics]
+    header = [""] + [c if len(spec.metrics) == 1 else f"{c} {m}" for c, m in subcols]
+    body = []
+    for row in spec.rows:
+        line = [row]
+        for col, m in subcols:
+            if (row, col) not in stats:
+                line.append("—")
+                continue
+            s, p = stats[(row, col)][m], spec.cell(row, col).published.get(m)
+            line.append(f"{_ours_text(s)} vs {_pub_text(p)} {MARKS[agrees(s['mean'], p)]}".rstrip())
+        body.append(line)
+    return header, body
+
+
+def _fmt_rho(summary: dict, spec: TableSpec) -> str:
+    parts = []
+    for (col, m), (r, n) in summary["rho"].items():
+        name = col if len(spec.metrics) == 1 else f"{col} {m}"
+        parts.append(f"{name} {'n/a' if math.isnan(r) else f'{r:.2f}'} (n={n})")
+    mean = "n/a" if math.isnan(summary["rho_mean"]) else f"{summary['rho_mean']:.2f}"
+    return f"{'; '.join(parts)}; mean {mean}"
+
+
+def _data_lines(records: list[dict]) -> list[str]:
+    """One line per dataset: the kinds and descriptions of the data the records were trained on."""
+    seen: dict[str, set] = {}
+    for rec in records:
+        d = rec.get("data") or {}
+        if d:
+            detail = d.get("description") or d.get("source") or ""
+            kind = str(d.get("kind", "unknown"))
+            seen.setdefault(str(d.get("dataset", "?")), set()).add(
+                (kind.upper() if kind == "synthetic" else kind) + (f" ({detail})" if detail else ""))
+    return [f"{name}: {'; '.join(sorted(v))}" for name, v in sorted(seen.items())]
+
+
+def _kinds(records: list[dict]) -> str:
+    kinds = sorted({str((r.get("data") or {}).get("kind")) for r in records if r.get("data")})
+    return ", ".join(k.upper() if k == "synthetic" else k for k in kinds) or "unknown"
+
+
+def _synthetic(records: list[dict]) -> bool:
+    return any((r.get("data") or {}).get("kind") == "synthetic" for r in records)
+
+
+def _commits(records: list[dict]) -> str:
+    c = {str(r.get("git_commit") or "unknown") + (" (dirty)" if r.get("git_dirty") else "") for r in records}
+    return ", ".join(sorted(c)) or "none"
+
+
+def _header_lines(spec, scale, records, n_stale, commit) -> list[str]:
+    """Header facts shared by md and tex: protocol, data, runs, commits."""
+    count = {s: sum(r.get("status") == s for r in records) for s in ("ok", "diverged", "failed")}
+    lines = [f"Source: {spec.source}", f"Scale: {scale} - {spec.scales[scale].note}"]
+    if scale != "full":
+        lines.append(f"At scale '{scale}' the numbers are NOT a reproduction of the paper's protocol.")
+    lines += [f"Data: {d}" for d in _data_lines(records)] or ["Data: no records"]
+    lines.append(f"Runs: {count['ok']} ok / {count['diverged']} diverged / {count['failed']} failed"
+                 + (f" ({n_stale} records of cells no longer in the spec ignored)" if n_stale else ""))
+    lines.append(f"Record commits: {_commits(records)}; rendered at commit {commit}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- writers
+
+def _write_atomic(path: Path, data: str | bytes) -> None:
+    """Temp file in the target folder, then rename: a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _markdown(spec, scale, records, n_stale, commit, stats, summary) -> str:
+    md = lambda s: s.replace("|", "\\|")  # noqa: E731 - a '|' would split a table cell
+    out = [f"# {spec.id}: {spec.title}", ""]
+    if _synthetic(records):
+        out += [f"**{SYNTHETIC_LINE}**", ""]
+    out += [f"- {line}" for line in _header_lines(spec, scale, records, n_stale, commit)]
+    out += ["", "Each cell: ours `mean ± std (n seeds)` vs published as printed; ✓ within 2 published std "
+            "(1 point where the paper gives no std), ✗ outside, blank when not comparable.", ""]
+    header, body = _grid(spec, stats)
+    out.append("| " + " | ".join(md(h) for h in header) + " |")
+    out.append("|" + "---|" * len(header))
+    out += ["| " + " | ".join(md(c) for c in line) + " |" for line in body]
+    out += ["", f"**Summary:** {summary['run']}/{summary['cells']} cells run, {summary['agreeing']}/"
+            f"{summary['comparable']} comparable cells agree; Spearman ρ of ours vs published across rows: "
+            f"{_fmt_rho(summary, spec)}."]
+    failed = [r for r in records if r.get("status") == "failed"]
+    if failed:
+        out += ["", "## Failed runs", ""]
+        for r in sorted(failed, key=lambda r: (str(r.get("row")), str(r.get("col")), str(r.get("seed")))):
+            err = (str(r.get("error") or "no error text").strip().splitlines() or ["no error text"])[0]
+            out.append(f"- `{r.get('run_id')}` ({r.get('row')}, {r.get('col')}, seed {r.get('seed')}): {md(err)}")
+    if spec.notes:
+        out += ["", f"Notes: {spec.notes}"]
+    return "\n".join(out) + "\n"
+
+
+def _csv(spec, stats) -> str:
+    num = lambda x: "" if x is None else ("NaN" if math.isnan(x) else format(x, ".10g"))  # noqa: E731
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for (row, col), per_metric in stats.items():
+        for m, s in per_metric.items():
+            p = spec.cell(row, col).published.get(m)
+            a = agrees(s["mean"], p)
+            w.writerow([row, col, m, num(s["mean"]), num(s["std"]), s["n"], s["n_diverged"], s["n_failed"],
+                        "" if p is None or p.value is None else p.value,
+                        "" if p is None or p.std is None else p.std,
+                        "" if p is None or p.missing is None else p.missing, "" if a is None else a])
+    return buf.getvalue()
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+        "{": r"\{", "}": r"\}", "±": r"$\pm$", "✓": r"\checkmark{}", "✗": r"$\times$", "—": "--"}
+
+
+def _tex_escape(s: str) -> str:
+    """One pass over the characters, so an escape is never escaped again."""
+    return "".join(_TEX.get(ch, ch) for ch in s)
+
+
+def _latex(spec, scale, records, n_stale, commit, stats, summary) -> str:
+    out = [f"% {spec.id}: {spec.title}"]
+    if _synthetic(records):
+        out.append(f"% {SYNTHETIC_LINE}")
+    out += [f"% {line}" for line in _header_lines(spec, scale, records, n_stale, commit)]
+    out.append(f"% cells run {summary['run']}/{summary['cells']}, agreeing {summary['agreeing']}/"
+               f"{summary['comparable']}; Spearman rho: {_fmt_rho(summary, spec)}")
+    out.append(r"% needs \usepackage{amssymb} for \checkmark")
+    header, body = _grid(spec, stats)
+    out += [r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}", r"\hline",
+            " & ".join(_tex_escape(h) for h in header) + r" \\", r"\hline"]
+    out += [" & ".join(_tex_escape(c) for c in line) + r" \\" for line in body]
+    out += [r"\hline", r"\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+def _curves(spec, records) -> tuple[str | None, dict]:
+    """Mean-over-seeds curve per (col, row) of ``ok`` records: the curve metric and {(col,row): Series}."""
+    key = None
+    for want in ("test_acc", *spec.metrics):
+        if any(want in ((r.get("metrics") or {}).get("curves") or {}) for r in records):
+            key = want
+            break
+    if key is None:
+        return None, {}
+    parts: dict = {}
+    for r in records:
+        cur = (r.get("metrics") or {}).get("curves") or {}
+        if r.get("status") == "ok" and key in cur:
+            y = [np.nan if v is None else v for v in cur[key]]
+            x = cur.get("epoch") or list(range(1, len(y) + 1))
+            if len(x) == len(y):
+                parts.setdefault((r["col"], r["row"]), []).append(pd.Series(y, index=x, dtype=float))
+    return key, {k: pd.concat(v).groupby(level=0).mean() for k, v in parts.items()}
+
+
+def _png(spec, scale, records, stats) -> bytes:
+    """Scatter ours vs published (left); mean test curves per method, one subplot per column (right)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    ckey, curves = _curves(spec, records)
+    ccols = [c for c in spec.cols if any((c, r) in curves for r in spec.rows)]
+    gc = min(len(ccols), 2)
+    gr = math.ceil(len(ccols) / 2) if ccols else 1
+    fig = Figure(figsize=(6.5 + 4.2 * gc, max(5.5, 3.4 * gr)), layout="constrained")
+    FigureCanvasAgg(fig)
+    synthetic = _synthetic(records)
+    fig.suptitle(f"{spec.id}: {spec.title}\nscale: {scale}"
+                 + ("  —  SYNTHETIC DATA, not a reproduction" if synthetic else ""),
+                 color="red" if synthetic else "black", fontsize=11)
+    left, right = fig.subfigures(1, 2, width_ratios=[6.5, 4.2 * gc]) if ccols else (fig, None)
+    ax = left.subplots()
+    colors = {c: f"C{i % 10}" for i, c in enumerate(spec.cols)}
+    markers = {r: "osD^vP*Xph<>"[i % 12] for i, r in enumerate(spec.rows)}
+    # Curves colour rows from another palette than the scatter's columns, the same in every subplot.
+    row_colors = {r: matplotlib.colormaps["Dark2"](i % 8) for i, r in enumerate(spec.rows)}
+    pts = []
+    for (row, col), per_metric in stats.items():
+        for k, (m, s) in enumerate(per_metric.items()):
+            p = spec.cell(row, col).published.get(m)
+            if p is None or s["mean"] is None or not (math.isfinite(s["mean"]) and math.isfinite(p.mean)):
+                continue
+            pts += [p.mean, s["mean"]]
+            ax.errorbar(p.mean, s["mean"], yerr=s["std"] or 0, xerr=p.spread or 0, fmt=markers[row],
+                        color=colors[col], mfc=colors[col] if k == 0 else "none", ms=7, capsize=3)
+    if pts:
+        lo, hi = min(pts), max(pts)
+        pad = max(1.0, 0.08 * (hi - lo))
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=1, label="y = x")
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+    else:
+        ax.text(0.5, 0.5, "no cell with both ours and a published number", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("published (%)")
+    ax.set_ylabel("ours (%), bars = std over seeds")
+    ax.set_title(f"ours vs published ({', '.join(spec.metrics)}"
+                 + ("; hollow = " + ", ".join(spec.metrics[1:]) if len(spec.metrics) > 1 else "") + ")", fontsize=10)
+    handles = [Patch(color=colors[c], label=c) for c in spec.cols]  # colour = column, marker = row
+    handles += [Line2D([], [], ls="", marker=markers[r], color="grey", label=r) for r in spec.rows]
+    ax.legend(handles=handles, fontsize=7, loc="best", ncol=2 if len(handles) > 8 else 1)
+    ax.grid(alpha=0.3)
+    if right is not None:
+        axes = right.subplots(gr, gc, squeeze=False).ravel()
+        for a, col in zip(axes, ccols):
+            for row in spec.rows:
+                if (col, row) in curves:
+                    c = curves[(col, row)]
+                    a.plot(c.index, c.values, marker=markers[row], ms=4, color=row_colors[row], label=row)
+            a.set_title(f"{col}: {ckey} per epoch (mean over seeds)", fontsize=9)
+            a.set_xlabel("epoch")
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))
+            a.set_ylabel(f"{ckey} (%)")
+            a.grid(alpha=0.3)
+            a.legend(fontsize=7)
+        for a in axes[len(ccols):]:
+            a.set_visible(False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- public entry points
+
+def render_table(spec: TableSpec, scale: str, results_dir, reports_dir, commit: str) -> list[Path]:
+    """Write ``<reports>/<scale>/<paper>/<table>.{md,csv,tex,png}`` from the records; return the paths."""
+    if scale not in spec.scales:
+        raise UserError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
+    records, n_stale = _load(spec, results_dir, scale)
+    stats = cell_stats(spec, records)
+    summary = _summary(spec, stats)
+    base = Path(reports_dir) / scale / spec.paper / spec.table
+    outputs = {
+        ".md": _markdown(spec, scale, records, n_stale, commit, stats, summary),
+        ".csv": _csv(spec, stats),
+        ".tex": _latex(spec, scale, records, n_stale, commit, stats, summary),
+        ".png": _png(spec, scale, records, stats),
+    }
+    paths = []
+    for ext, data in outputs.items():
+        path = base.with_name(base.name + ext)
+        _write_atomic(path, data)
+        paths.append(path)
+    return paths
+
+
+def render_index(specs: list[TableSpec], results_dir, reports_dir) -> Path:
+    """Write ``<reports>/README.md``: one line per (table, scale) with records; tables never run say so."""
+    lines = ["# Reports", "", "Regenerated from `results/`; scales in order smoke, small, full. Only `full` "
+             "follows the papers' protocols; the other scales are not reproductions.", "",
+             "| id | title | scale | status | report |", "|---|---|---|---|---|"]
+    for spec in specs:
+        seen = False
+        for scale in SCALES:
+            records, _ = _load(spec, results_dir, scale)
+            if not records:
+                continue
+            seen = True
+            s = _summary(spec, cell_stats(spec, records))
+            n_failed = sum(r.get("status") == "failed" for r in records)
+            rho = "n/a" if math.isnan(s["rho_mean"]) else f"{s['rho_mean']:.2f}"
+            status = (f"{s['run']}/{s['cells']} cells run, {s['agreeing']} agree, ρ={rho}"
+                      + (f", {n_failed} failed runs" if n_failed else "") + f"; data: {_kinds(records)}")
+            rel = f"{scale}/{spec.paper}/{spec.table}.md"
+            link = f"[{spec.table}.md]({rel})" if (Path(reports_dir) / rel).exists() else "not rendered yet"
+            lines.append(f"| {spec.id} | {spec.title} | {scale} | {status} | {link} |")
+        if not seen:
+            lines.append(f"| {spec.id} | {spec.title} | — | not run | |")
+    path = Path(reports_dir) / "README.md"
+    _write_atomic(path, "\n".join(lines) + "\n")
+    return path

