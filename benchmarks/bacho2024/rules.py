@@ -105,26 +105,40 @@ def _per_example(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return d.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _perturbed_forward(net: LayeredNet, x, perturb_output: bool):
+    """Forward pass with N(0,1) tangents added to every hidden activation y_l (and the logits if
+    ``perturb_output``), inside an open dual level. Returns (primals of y_l with their local
+    graphs, perturbations, dual logits, primal logits with the output layer's graph)."""
+    ys, us, h = [], [], x
+    for blk in net.blocks:
+        z = blk(_dual_input(h))
+        u = torch.randn_like(fwAD.unpack_dual(z).primal)
+        h, primal = _perturb(z, u)
+        ys.append(primal)
+        us.append(u)
+    logits = net.out(_dual_input(h))
+    out_primal = fwAD.unpack_dual(logits).primal
+    if perturb_output:
+        u_out = torch.randn_like(out_primal)
+        logits, _ = _perturb(logits, u_out)
+        us.append(u_out)
+    return ys, us, logits, out_primal
+
+
 class FGA(Rule):
     """Activity-perturbed forward gradient (global loss), all layers perturbed in one dual pass."""
 
-    def step(self, x, y):
-        net, ys, us = self.net, [], []
+    def directional(self, x, y):
+        """(per-example losses, per-example directional derivatives d_b, y_l + logits primals, u_l)."""
         with fwAD.dual_level():
-            h = x
-            for blk in net.blocks:
-                z = blk(_dual_input(h))
-                u = torch.randn_like(fwAD.unpack_dual(z).primal)
-                h, primal = _perturb(z, u)
-                ys.append(primal)
-                us.append(u)
-            logits = net.out(_dual_input(h))
-            u_out = torch.randn_like(fwAD.unpack_dual(logits).primal)
-            logits, out_primal = _perturb(logits, u_out)
+            ys, us, logits, out_primal = _perturbed_forward(self.net, x, perturb_output=True)
             loss_vec, d = fwAD.unpack_dual(F.cross_entropy(logits, y, reduction="none"))
-        scale = d.detach() / x.shape[0]  # batch-mean loss
-        grads = [_per_example(scale, u) * u for u in us + [u_out]]
-        torch.autograd.backward(ys + [out_primal], grads)
+        return loss_vec, d.detach(), ys + [out_primal], us
+
+    def step(self, x, y):
+        loss_vec, d, outs, us = self.directional(x, y)
+        scale = d / x.shape[0]  # batch-mean loss
+        torch.autograd.backward(outs, [_per_example(scale, u) * u for u in us])
         return loss_vec.detach().mean()
 
 
@@ -226,22 +240,19 @@ class FDFA(_DirectFeedback):
     def feedback_params(self):
         return self.B
 
-    def step(self, x, y):
-        net, ys, us = self.net, [], []
+    def directional(self, x):
+        """(y_l primals, u_l, logits, d) where d[b] = sum_l J_l u_l is the logits' tangent (Eq. 7)."""
         with fwAD.dual_level():
-            h = x
-            for blk in net.blocks:
-                z = blk(_dual_input(h))
-                u = torch.randn_like(fwAD.unpack_dual(z).primal)
-                h, primal = _perturb(z, u)
-                ys.append(primal)
-                us.append(u)
-            logits, d = fwAD.unpack_dual(net.out(_dual_input(h)))  # d: [batch, n_out], Eq. 7
+            ys, us, logits, _ = _perturbed_forward(self.net, x, perturb_output=False)
+            primal, d = fwAD.unpack_dual(logits)
+        return ys, us, primal, d.detach()
+
+    def step(self, x, y):
+        ys, us, logits, d = self.directional(x)
         loss = F.cross_entropy(logits, y)
         e = self._output_error(logits, y)
         n = x.shape[0]
         with torch.no_grad():
-            d = d.detach()
             for b, u in zip(self.B, us):
                 b.grad = b.detach() - d.t() @ u.flatten(1) / n  # Eq. 10, batch mean
         self.feedback_opt.step()  # Alg. 1: B_l is updated before it projects the error

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from . import store
 from .errors import UserError
 from .registry import paper_module
-from .spec import TableSpec, axis_matches, expand
+from .spec import TableSpec, axis_matching, expand
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def _check_filter(kind: str, wanted: list[str] | None, specs: list[TableSpec]) -
     if not wanted:
         return
     axis = {a for s in specs for a in (s.rows if kind == "row" else s.cols)}
-    unknown = [w for w in wanted if not any(axis_matches(a, w) for a in axis)]
+    unknown = [w for w in wanted if not axis_matching(axis, w)]
     if unknown:
         raise UserError(f"unknown {kind}(s) {', '.join(map(repr, unknown))} in the selected tables; "
                         f"{kind}s are: {', '.join(sorted(axis))}")

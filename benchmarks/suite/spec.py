@@ -202,13 +202,16 @@ def expand(
     return runs
 
 
-def axis_matches(name: str, wanted: str) -> bool:
-    """A row/col filter matches the whole name or one of its words, case-insensitively.
+def axis_matching(axis, wanted: str) -> set[str]:
+    """Entries of a row/col axis that a filter names, case-insensitively.
 
-    So ``FDFA`` selects "FDFA" and every "<depth>L FDFA" row of Table B.6; "3L FDFA" just one.
+    A filter naming an entry exactly selects just that entry ("MNIST" is not "Fashion MNIST");
+    otherwise it selects the entries that contain it as a word, so ``FDFA`` selects every
+    "<depth>L FDFA" row of Table B.6.
     """
-    w, n = wanted.strip().lower(), name.lower()
-    return w == n or w in n.split()
+    w = wanted.strip().lower()
+    exact = {a for a in axis if a.lower() == w}
+    return exact or {a for a in axis if w in a.lower().split()}
 
 
 def _select(spec: TableSpec, kind: str, axis: tuple[str, ...], wanted) -> set[str]:
@@ -216,7 +219,7 @@ def _select(spec: TableSpec, kind: str, axis: tuple[str, ...], wanted) -> set[st
         return set(axis)
     # A filter may name a row of one table and not of another; the runner checks that every
     # filter matches somewhere in the selection.
-    return {a for a in axis if any(axis_matches(a, w) for w in wanted)}
+    return set().union(*(axis_matching(axis, w) for w in wanted))
 
 
 def published_rows(spec: TableSpec) -> list[dict]:
