@@ -1,0 +1,91 @@
+"""Step-time benchmark: every learning rule vs backprop on the same net, in one run.
+
+    python -m benchmarks.bacho2024.bench                 # 784-800x3-10, batch 64 (Table 1's net)
+    python -m benchmarks.bacho2024.bench --arch cnn      # the shallow CNN of Table 2
+
+Methods are timed in interleaved rounds (BP, FG-W, ..., BP, FG-W, ...) so that drift in machine
+load hits all of them alike; the median over rounds of the mean step time is reported, each step
+being a full training step (estimate + optimiser update), as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from .config import METHODS
+from .training import describe_device, pick_device, setup
+
+TARGETS = {"FG-A": 0.9, "LG-FG-A": 0.9, "FG-W": 1.5}  # DEVELOPERS.md performance targets
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bacho2024.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="fc", choices=("fc", "cnn", "alexnet"))
+    p.add_argument("--depth", type=int, default=4, help="fc layers (default 4: 784-800x3-10)")
+    p.add_argument("--hidden", type=int, default=800)
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="steps per method per round")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    args = p.parse_args(argv)
+
+    from .models import DATASET_SHAPES
+
+    device = pick_device()
+    (c, h, w), n_classes = DATASET_SHAPES[args.dataset]
+    base = {"arch": args.arch, "depth": args.depth, "hidden": args.hidden, "dataset": args.dataset,
+            "lr": 1e-4, "lr_decay": 0.95, "feedback_lr": 1e-4, "batchnorm": args.arch == "alexnet",
+            "image_size": 224 if args.arch == "alexnet" else None, "dfa_zero_init": True}
+    size = base["image_size"] or h
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, c, size, size, device=device)
+    y = torch.randint(0, n_classes, (args.batch,), device=device)
+    methods = ["BP"] + [m for m in args.methods if m != "BP"]
+    runs = {}
+    for m in methods:
+        net, rule, opt, _ = setup({**base, "method": m}, device, n_classes, x[:2])
+        runs[m] = (rule, opt)
+    times = {m: [] for m in methods}
+
+    def steps(m, n):
+        rule, opt = runs[m]
+        for _ in range(n):
+            rule.step(x, y)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    for m in methods:  # warm-up
+        steps(m, 3)
+    for _ in range(args.rounds):
+        for m in methods:
+            _sync(device)
+            t0 = time.perf_counter()
+            steps(m, args.steps)
+            _sync(device)
+            times[m].append((time.perf_counter() - t0) / args.steps * 1e3)
+
+    bp = statistics.median(times["BP"])
+    desc = f"{args.arch}" + (f" depth {args.depth} hidden {args.hidden}" if args.arch == "fc" else "")
+    print(f"step time, {desc}, {args.dataset}, batch {args.batch}, {describe_device(device)}, "
+          f"torch {torch.__version__}; median of {args.rounds} rounds x {args.steps} steps")
+    print(f"{'method':8} {'ms/step':>8} {'x BP':>6}  target")
+    for m in methods:
+        t = statistics.median(times[m])
+        target = f"<= {TARGETS[m]}x " + ("met" if t / bp <= TARGETS[m] else "MISSED") if m in TARGETS else ""
+        print(f"{m:8} {t:8.2f} {t / bp:6.2f}  {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
