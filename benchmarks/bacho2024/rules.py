@@ -34,7 +34,6 @@ from torch.func import functional_call
 from .models import LayeredNet, feedback_matrices, hidden_sizes
 
 
-
 class Rule:
     """A learning rule bound to one network: ``step(x, y)`` sets grads and returns the batch loss."""
 
@@ -209,7 +208,9 @@ class DFA(_DirectFeedback):
         return loss.detach()
 
 
-class DKP(_DirectFeedback):
+class _LearnedFeedback(_DirectFeedback):
+    """Feedback matrices that start at 0 and learn with their own Adam (DKP, FDFA)."""
+
     def __init__(self, net, n_classes, example, config):
         super().__init__(net, n_classes, example, config)
         self.B = [b.requires_grad_(True) for b in self.B]
@@ -218,6 +219,8 @@ class DKP(_DirectFeedback):
     def feedback_params(self):
         return self.B
 
+
+class DKP(_LearnedFeedback):
     def step(self, x, y):
         ys, logits = self._local_forward(x)
         loss = F.cross_entropy(logits, y)
@@ -231,15 +234,7 @@ class DKP(_DirectFeedback):
         return loss.detach()
 
 
-class FDFA(_DirectFeedback):
-    def __init__(self, net, n_classes, example, config):
-        super().__init__(net, n_classes, example, config)
-        self.B = [b.requires_grad_(True) for b in self.B]
-        self.feedback_opt = None  # set by the trainer (Adam at the feedback learning rate)
-
-    def feedback_params(self):
-        return self.B
-
+class FDFA(_LearnedFeedback):
     def directional(self, x):
         """(y_l primals, u_l, logits, d) where d[b] = sum_l J_l u_l is the logits' tangent (Eq. 7)."""
         with fwAD.dual_level():

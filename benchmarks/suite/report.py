@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .spec import SCALES, Published, TableSpec
+from .spec import SCALES, Published, TableSpec, expand, run_id
 from .store import iter_records
 
 MARKS = {True: "✓", False: "✗", None: ""}
@@ -37,10 +37,18 @@ def _in_spec(spec: TableSpec, rec: dict) -> bool:
     return rec.get("table", spec.id) == spec.id and spec.cell(rec.get("row"), rec.get("col")) is not None
 
 
+def _cell_key(config: dict) -> str:
+    """What makes two runs the same experiment up to seed and data source (a --seeds override and a
+    data root added later still count; an edited spec or scale does not)."""
+    return run_id({k: v for k, v in config.items() if k not in ("seed", "data_source")})
+
+
 def _load(spec: TableSpec, results_dir, scale: str) -> tuple[list[dict], int]:
-    """The table's records at a scale that belong to current cells, and how many stale ones were skipped."""
+    """The table's records at a scale whose config is a current cell's, and how many stale ones
+    (an older spec or scale definition) were skipped."""
+    current = {_cell_key(r["config"]) for r in expand(spec, scale, seeds=1)}
     recs = list(iter_records(results_dir, scale, spec.id))
-    kept = [r for r in recs if _in_spec(spec, r)]
+    kept = [r for r in recs if _in_spec(spec, r) and _cell_key(r.get("config") or {}) in current]
     return kept, len(recs) - len(kept)
 
 
@@ -225,7 +233,7 @@ def _header_lines(spec, scale, records, n_stale, commit) -> list[str]:
         lines.append(f"At scale '{scale}' the numbers are NOT a reproduction of the paper's protocol.")
     lines += [f"Data: {d}" for d in _data_lines(records)] or ["Data: no records"]
     lines.append(f"Runs: {count['ok']} ok / {count['diverged']} diverged / {count['failed']} failed"
-                 + (f" ({n_stale} records of cells no longer in the spec ignored)" if n_stale else ""))
+                 + (f" ({n_stale} records of cells no longer in the spec, or of an older definition of a cell, ignored)" if n_stale else ""))
     lines.append(f"Record commits: {_commits(records)}; rendered at commit {commit}")
     return lines
 
