@@ -6,7 +6,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from benchmarks.bacho2024.models import LayeredNet, build, count_params, hidden_sizes
+from benchmarks.bacho2024.models import LayeredNet, Linear, build, count_params, hidden_sizes
 from benchmarks.bacho2024.rules import RULES, make_rule
 from benchmarks.bacho2024.config import METHODS
 
@@ -15,17 +15,17 @@ torch.set_num_threads(1)
 
 def tiny_fc(method="BP", heads=False):
     torch.manual_seed(0)
-    blocks = [nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU()), nn.Sequential(nn.Linear(5, 4), nn.ReLU())]
-    hd = [nn.Sequential(nn.Flatten(), nn.Linear(5, 3))] if heads else []
-    return LayeredNet(blocks, nn.Linear(4, 3), hd)
+    blocks = [nn.Sequential(nn.Flatten(), Linear(6, 5), nn.ReLU()), nn.Sequential(Linear(5, 4), nn.ReLU())]
+    hd = [nn.Sequential(nn.Flatten(), Linear(5, 3))] if heads else []
+    return LayeredNet(blocks, Linear(4, 3), hd)
 
 
 def tiny_cnn():
     """Conv + pool + FC: checks that local gradients through conv and pooling are right."""
     torch.manual_seed(0)
     blocks = [nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2)),
-              nn.Sequential(nn.Flatten(), nn.Linear(18, 5), nn.ReLU())]
-    return LayeredNet(blocks, nn.Linear(5, 3))
+              nn.Sequential(nn.Flatten(), Linear(18, 5), nn.ReLU())]
+    return LayeredNet(blocks, Linear(5, 3))
 
 
 def batch(shape, n=4, seed=1):
@@ -243,3 +243,31 @@ def test_every_rule_trains_a_tiny_net_above_chance_on_real_digits(method):
     floor = BUDGET.get(method, (8, 80.0))[1]
     assert acc > floor, f"{method}: {acc:.1f}% test accuracy (chance 10%)"
     assert out["data"]["kind"] == "subset" and out["data"]["source"] == "sklearn"
+
+
+@pytest.mark.parametrize("tangents", ["x", "w", "b", "xwb", "wb"])
+def test_custom_linear_rule_agrees_with_pytorch(tangents):
+    """Our Linear's JVP and backward equal F.linear's own forward- and reverse-mode results."""
+    import torch.autograd.forward_ad as fwAD
+    from benchmarks.bacho2024.models import Linear, _LinearFn
+
+    torch.manual_seed(0)
+    lin = Linear(5, 3)
+    x = torch.randn(4, 5)
+    t = {"x": torch.randn(4, 5), "w": torch.randn(3, 5), "b": torch.randn(3)}
+    with fwAD.dual_level():
+        args = [fwAD.make_dual(v, t[k]) if k in tangents else v
+                for k, v in (("x", x), ("w", lin.weight.detach()), ("b", lin.bias.detach()))]
+        ref_p, ref_t = fwAD.unpack_dual(F.linear(*args))
+        our_p, our_t = fwAD.unpack_dual(_LinearFn.apply(*args))
+    assert torch.allclose(our_p, ref_p, atol=1e-6) and torch.allclose(our_t, ref_t, atol=1e-5)
+    # Reverse mode: the module's gradients equal nn.Linear's.
+    ref = nn.Linear(5, 3)
+    ref.load_state_dict(lin.state_dict())
+    xg = x.clone().requires_grad_(True)
+    xr = x.clone().requires_grad_(True)
+    g = torch.randn(4, 3)
+    lin(xg).backward(g)
+    ref(xr).backward(g)
+    for a, b in [(xg.grad, xr.grad), (lin.weight.grad, ref.weight.grad), (lin.bias.grad, ref.bias.grad)]:
+        assert torch.allclose(a, b, atol=1e-6)

@@ -28,6 +28,59 @@ DATASET_SHAPES = {  # (channels, height, width), classes
 }
 
 
+class _LinearFn(torch.autograd.Function):
+    """y = x W^T + b with its own forward-mode (JVP) and reverse-mode rules.
+
+    Why: PyTorch's built-in forward-mode rule for linear materialises zero tangents for inputs
+    that carry none (an 800x800 zero fill plus a wasted matmul per layer when only activations are
+    perturbed, as in FG-A and FDFA). This rule skips absent tangents; it is still forward-mode AD
+    on dual tensors, with the primitive's JVP written out. Tests check it against F.linear.
+    """
+
+    @staticmethod
+    def forward(x, weight, bias):
+        return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.save_for_forward(x, weight)
+        ctx.has_bias = bias is not None
+        ctx.set_materialize_grads(False)  # absent tangents / grads arrive as None, not zeros
+
+    @staticmethod
+    def backward(ctx, g):
+        if g is None:
+            return None, None, None
+        x, weight = ctx.saved_tensors
+        gx = g @ weight if ctx.needs_input_grad[0] else None
+        gw = g.t() @ x if ctx.needs_input_grad[1] else None
+        gb = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+    @staticmethod
+    def jvp(ctx, x_t, w_t, b_t):
+        x, weight = ctx.saved_tensors
+        out = None
+        if x_t is not None:
+            out = x_t @ weight.t()
+        if w_t is not None:
+            out = x @ w_t.t() if out is None else out.addmm_(x, w_t.t())
+        if b_t is not None:
+            out = b_t.expand(x.shape[0], -1).clone() if out is None else out.add_(b_t)
+        return out
+
+
+class Linear(nn.Linear):
+    """nn.Linear (same parameters and init) whose forward uses ``_LinearFn`` on 2-D inputs."""
+
+    def forward(self, x):
+        if x.dim() != 2:
+            return super().forward(x)
+        return _LinearFn.apply(x, self.weight, self.bias)
+
+
 class LayeredNet(nn.Module):
     def __init__(self, blocks: list[nn.Module], out: nn.Module, heads: list[nn.Module] | None = None):
         super().__init__()
@@ -48,7 +101,7 @@ class LayeredNet(nn.Module):
 
 def _mlp_block(n_in: int, n_out: int, batchnorm: bool, flatten: bool = False) -> nn.Sequential:
     layers = [nn.Flatten()] if flatten else []
-    layers.append(nn.Linear(n_in, n_out))
+    layers.append(Linear(n_in, n_out))
     if batchnorm:
         layers.append(nn.BatchNorm1d(n_out))
     layers.append(nn.ReLU())
@@ -75,7 +128,7 @@ def build(config: dict) -> LayeredNet:
         width, depth = int(config["hidden"]), int(config["depth"])
         dims = [c * h * w] + [width] * (depth - 1)
         blocks = [_mlp_block(dims[i], dims[i + 1], bn, flatten=(i == 0)) for i in range(depth - 1)]
-        out = nn.Linear(dims[-1], n_classes)
+        out = Linear(dims[-1], n_classes)
         feats = dims[1:]
         if depth == 1:
             out = nn.Sequential(nn.Flatten(), out)
@@ -87,7 +140,7 @@ def build(config: dict) -> LayeredNet:
         blocks = [_conv_block(c, c1, 5, batchnorm=bn, pool=nn.MaxPool2d(2)),
                   _conv_block(c1, c2, 5, batchnorm=bn, pool=nn.MaxPool2d(2)),
                   _mlp_block(c2 * s2 * s2, fc, batchnorm=False, flatten=True)]
-        out = nn.Linear(fc, n_classes)
+        out = Linear(fc, n_classes)
         feats = [c1 * s1 * s1, c2 * s2 * s2, fc]
     elif arch == "alexnet":
         m = float(config.get("width_mult", 1.0))
@@ -104,7 +157,7 @@ def build(config: dict) -> LayeredNet:
             _mlp_block(ch[4] * 36, fc, batchnorm=False),
             _mlp_block(fc, fc, batchnorm=False),
         ]
-        out = nn.Linear(fc, n_classes)
+        out = Linear(fc, n_classes)
         feats = None
     else:
         raise ValueError(f"unknown arch {arch!r}")
@@ -116,7 +169,7 @@ def build(config: dict) -> LayeredNet:
                 feats.append(z[0].numel())
     heads = []
     if config["method"] == "LG-FG-A":
-        heads = [nn.Sequential(nn.Flatten(), nn.Linear(f, n_classes)) for f in feats[:-1]]
+        heads = [nn.Sequential(nn.Flatten(), Linear(f, n_classes)) for f in feats[:-1]]
     net = LayeredNet(blocks, out, heads)
     if config["method"] == "DFA" and config.get("dfa_zero_init", True):
         _zero_forward_weights(net)
