@@ -169,16 +169,22 @@ def test_cli_smoke_end_to_end_resume_and_retry(tmp_path):
     assert "bacho2024/table3" in (rep / "README.md").read_text()
     rec = json.loads(records[0].read_text())
     assert rec["status"] == "ok" and rec["config"]["paper"] == "bacho2024" and rec["metrics"]["curves"]["epoch"]
+    # Table 1 is B.6's 4-layer block: those 21 runs trained once, B.6 adopted them.
+    assert "(21 of them identical to another, trained once)" in first.stderr
+    adopted = [json.loads(p.read_text()) for p in res.glob("smoke/bacho2024/tableB6/*.json")]
+    adopted = [r for r in adopted if r.get("adopted_from")]
+    assert len(adopted) == 21 and all(r["row"].startswith("4L ") for r in adopted)
+    assert adopted[0]["adopted_from"].startswith("bacho2024/table1")
 
     # Resume: nothing left to do.
     again = cli(*args)
     assert again.returncode == 0 and "116 already recorded, 0 to run" in again.stderr
     # A failed record is retried on the next run.
-    target = res / "smoke" / "bacho2024" / "table1"
+    target = res / "smoke" / "bacho2024" / "table2"  # Table 2 shares no runs with other tables
     victim = sorted(target.glob("*.json"))[0]
     rec = json.loads(victim.read_text())
     store.write_record(victim, {**rec, "status": "failed", "error": "boom"})
-    third = cli("--tables", "bacho2024/table1", "--results-dir", str(res), "--reports-dir", str(rep))
+    third = cli("--tables", "bacho2024/table2", "--results-dir", str(res), "--reports-dir", str(rep))
     assert third.returncode == 0 and "1 to run" in third.stderr
     assert json.loads(victim.read_text())["status"] == "ok"
 

@@ -115,18 +115,25 @@ def _main(args) -> int:
         raise UserError("the selection has no runs; check --rows/--cols against `--list`")
     _writable(args.results_dir)
     _writable(args.reports_dir)
+    todo, adopted = runner.adopt_twins(todo, args.results_dir)
 
     from .progress import Progress
 
-    print(f"{len(runs)} runs at scale '{args.scale}': {len(done)} already recorded, {len(todo)} to run "
-          f"(executor {executor.name})", file=sys.stderr)
+    n_unique = len({r["run_id"] for r in todo})
+    reused = f", {len(adopted)} taken from identical runs of other tables" if adopted else ""
+    twice = f" ({len(todo) - n_unique} of them identical to another, trained once)" if n_unique < len(todo) else ""
+    print(f"{len(runs)} runs at scale '{args.scale}': {len(done)} already recorded{reused}, {len(todo)} to run"
+          f"{twice} (executor {executor.name})", file=sys.stderr)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    todo, duplicates = runner.first_of_each(todo)
     records = executor.run(todo, results_dir=args.results_dir, data_root=data_root,
                            progress=Progress(len(todo)))
+    left, _ = runner.adopt_twins(duplicates, args.results_dir)  # twins that failed stay to do
     failed = [r for r in records if r["status"] == "failed"]
     _report(specs, args, quiet=False)
     if failed:
-        print(f"{len(failed)} run(s) failed; their records keep the error, and rerunning the same "
+        also = f" ({len(left)} identical run(s) of other tables wait for them)" if left else ""
+        print(f"{len(failed)} run(s) failed{also}; their records keep the error, and rerunning the same "
               f"command retries them", file=sys.stderr)
         return 1
     return 0
@@ -169,8 +176,11 @@ def _dry_run(specs, todo, done, args) -> int:
     print(f"scale {args.scale}, executor {args.executor}: {len(todo) + len(done)} runs, "
           f"{len(done)} already recorded, {len(todo)} to run")
     print(f"{'table':22} {'row':10} {'col':14} {'seed':>4}  {'run_id':12}  {'data':11} status")
+    twins = {(r["table"], r["run_id"]) for r in todo if runner.finished_twin(args.results_dir, r)}
+    seconds -= runner.estimate_seconds([r for r in todo if (r["table"], r["run_id"]) in twins])
     for r in sorted(todo + done, key=lambda r: (r["table"], r["row"], r["col"], r["seed"])):
-        status = "done" if (r["table"], r["run_id"]) in done_ids else "to run"
+        key = (r["table"], r["run_id"])
+        status = "done" if key in done_ids else "reuse (same run in another table)" if key in twins else "to run"
         print(f"{r['table']:22} {r['row']:10} {r['col']:14} {r['seed']:4d}  {r['run_id']:12}  "
               f"{r['config'].get('data_source', ''):11} {status}")
     print(f"estimated cost of the runs to do: {_fmt_duration(seconds)} on this machine's CPU "

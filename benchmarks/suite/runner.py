@@ -67,6 +67,43 @@ def split_done(runs: list[dict], results_dir: str) -> tuple[list[dict], list[dic
     return todo, done
 
 
+def finished_twin(results_dir: str, run: dict) -> dict | None:
+    """A finished record of the same run_id in another table at the same scale, if any.
+
+    Same config, same experiment: Table 1 of Bacho & Chu is Table B.6's 4-layer block, so at full
+    scale 210 runs would otherwise be trained twice.
+    """
+    for path in sorted(Path(results_dir, run["scale"]).glob(f"*/*/{run['run_id']}.json")):
+        rec = store.read_record(path)
+        if rec is not None and rec["status"] in store.FINISHED and rec.get("table") != run["table"]:
+            return rec
+    return None
+
+
+def adopt_twins(todo: list[dict], results_dir: str) -> tuple[list[dict], list[dict]]:
+    """Record runs of ``todo`` that another table already finished; return (still to do, adopted)."""
+    still, adopted = [], []
+    for run in todo:
+        twin = finished_twin(results_dir, run)
+        if twin is None:
+            still.append(run)
+            continue
+        rec = {**twin, "table": run["table"], "row": run["row"], "col": run["col"],
+               "adopted_from": f"{twin['table']} ({twin['row']}, {twin['col']})"}
+        store.write_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]), rec)
+        adopted.append(run)
+    return still, adopted
+
+
+def first_of_each(runs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the first run of each run_id, the later duplicates): identical runs train once."""
+    seen, first, later = set(), [], []
+    for run in runs:
+        (later if run["run_id"] in seen else first).append(run)
+        seen.add(run["run_id"])
+    return first, later
+
+
 def estimate_seconds(runs: list[dict]) -> float:
     total = 0.0
     for run in runs:
