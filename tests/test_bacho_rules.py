@@ -271,3 +271,29 @@ def test_custom_linear_rule_agrees_with_pytorch(tangents):
     ref(xr).backward(g)
     for a, b in [(xg.grad, xr.grad), (lin.weight.grad, ref.weight.grad), (lin.bias.grad, ref.bias.grad)]:
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["FDFA", "FG-W"])
+def test_a_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_one(tmp_path, method):
+    from benchmarks.bacho2024.training import train
+
+    cfg = {"method": method, "arch": "fc", "depth": 3, "hidden": 16, "dataset": "digits",
+           "data_source": "sklearn", "epochs": 4, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.9,
+           "feedback_lr": 3e-3, "seed": 3, "normalize_mean": 0.5, "normalize_std": 0.5,
+           "n_train": 300, "n_test": 100, "image_size": None, "batchnorm": False, "dfa_zero_init": True}
+    whole = train(cfg)["metrics"]
+
+    class Preempted(Exception):
+        pass
+
+    def stop_after_2(epoch, **_):
+        if epoch == 2:
+            raise Preempted
+
+    ck = str(tmp_path / "run.pt")
+    with pytest.raises(Preempted):
+        train(cfg, checkpoint=ck, progress=stop_after_2)
+    resumed = train(cfg, checkpoint=ck)["metrics"]
+    assert resumed["resumed"] == 1 and resumed["curves"]["epoch"] == [1, 2, 3, 4]
+    assert resumed["curves"]["test_acc"] == whole["curves"]["test_acc"]
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-6)

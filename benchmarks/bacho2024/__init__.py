@@ -9,7 +9,7 @@ from .specs import TABLES
 __all__ = ["TABLES", "METHODS", "train", "validate_config", "estimate_seconds"]
 
 
-def train(config: dict, *, data_root: str | None = None, progress=None) -> dict:
+def train(config: dict, *, data_root: str | None = None, progress=None, checkpoint: str | None = None) -> dict:
     from .training import train as _train
 
-    return _train(config, data_root=data_root, progress=progress)
+    return _train(config, data_root=data_root, progress=progress, checkpoint=checkpoint)

@@ -7,6 +7,7 @@ on the fly, so a small net on MNIST is not bottlenecked by a data loader.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +87,42 @@ def setup(config: dict, device: torch.device, n_classes: int, example: torch.Ten
     return net, rule, opt, sched
 
 
-def train(config: dict, *, data_root: str | None = None, progress=None) -> dict:
+def _state(net, rule, opt, sched, shuffle, curves, epoch, resumed) -> dict:
+    """Everything needed to continue a run exactly where it stopped."""
+    return {"epoch": epoch, "resumed": resumed, "curves": curves, "net": net.state_dict(),
+            "opt": opt.state_dict(), "sched": sched.state_dict(),
+            "feedback": [b.detach().clone() for b in getattr(rule, "B", [])],
+            "feedback_opt": rule.feedback_opt.state_dict() if getattr(rule, "feedback_opt", None) else None,
+            "rng": torch.get_rng_state(), "shuffle": shuffle.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _save(path: str, state: dict) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
+
+
+def _restore(path: str, net, rule, opt, sched, shuffle, device) -> dict:
+    ck = torch.load(path, map_location=device, weights_only=False)
+    net.load_state_dict(ck["net"])
+    opt.load_state_dict(ck["opt"])
+    sched.load_state_dict(ck["sched"])
+    with torch.no_grad():
+        for b, saved in zip(getattr(rule, "B", []), ck["feedback"]):
+            b.copy_(saved)
+    if ck["feedback_opt"] is not None:
+        rule.feedback_opt.load_state_dict(ck["feedback_opt"])
+    torch.set_rng_state(ck["rng"])
+    shuffle.set_state(ck["shuffle"])
+    if ck["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ck["cuda_rng"])
+    return ck
+
+
+def train(config: dict, *, data_root: str | None = None, progress=None, checkpoint: str | None = None) -> dict:
+    """Train one run. With ``checkpoint`` (a file path) the state is saved after every epoch and a
+    run that finds the file resumes from it (SLURM preemption and time-outs requeue jobs)."""
     seed = int(config["seed"])
     device = pick_device()
     split = data.load(config["dataset"], config["data_source"], data_root,
@@ -102,7 +138,11 @@ def train(config: dict, *, data_root: str | None = None, progress=None) -> dict:
     curves = {"epoch": [], "train_loss": [], "test_acc": [], "test_loss": []}
     diverged = False
     epochs = int(config["epochs"])
-    for epoch in range(1, epochs + 1):
+    first, resumed = 1, 0
+    if checkpoint and os.path.exists(checkpoint):
+        ck = _restore(checkpoint, net, rule, opt, sched, shuffle, device)
+        first, resumed, curves = ck["epoch"] + 1, ck["resumed"] + 1, ck["curves"]
+    for epoch in range(first, epochs + 1):
         net.train()
         loss_sum = torch.zeros((), device=device)
         steps = 0
@@ -120,6 +160,8 @@ def train(config: dict, *, data_root: str | None = None, progress=None) -> dict:
         test_acc, test_loss = evaluate(net, test_set)
         for k, v in (("epoch", epoch), ("train_loss", train_loss), ("test_acc", test_acc), ("test_loss", test_loss)):
             curves[k].append(v)
+        if checkpoint:
+            _save(checkpoint, _state(net, rule, opt, sched, shuffle, curves, epoch, resumed))
         if progress is not None:
             progress(epoch=epoch, epochs=epochs, train_loss=train_loss, test_acc=test_acc)
 
@@ -133,7 +175,7 @@ def train(config: dict, *, data_root: str | None = None, progress=None) -> dict:
     metrics["train_err"] = 100.0 - metrics["train_acc"]
     metrics.update(curves=curves, n_params=count_params(net),
                    n_neurons=sum(hidden_sizes(net, example)) + split.n_classes,
-                   epochs_run=len(curves["epoch"]))
+                   epochs_run=len(curves["epoch"]), resumed=resumed)
     import torchvision
 
     return {"metrics": metrics,

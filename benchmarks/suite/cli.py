@@ -51,7 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoke: seconds a cell, pipeline check (default); small: real data, reduced "
                         "epochs/seeds, shows trends on a CPU; full: the paper's protocol")
     p.add_argument("--executor", default="local",
-                   help="where runs execute: local (in this process, default)")
+                   help="where runs execute: local (in this process, default) or slurm (job arrays "
+                        "through submitit; needs --slurm-profile)")
+    p.add_argument("--slurm-profile", metavar="FILE",
+                   help="SLURM settings (partition, GPUs, time, packing...), e.g. envs/slurm/example-gpu.yaml")
+    p.add_argument("--wait", action="store_true",
+                   help="with --executor slurm: follow the jobs until every run has a record "
+                        "(default: submit, save a manifest and return)")
+    p.add_argument("--status", action="store_true",
+                   help="per table: runs pending, running, done, failed (with log paths), then exit")
     p.add_argument("--seeds", type=_positive_int, metavar="N",
                    help="seeds per cell (default: the scale's count; the paper's count at full)")
     p.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (methods), e.g. FDFA BP")
@@ -105,12 +113,15 @@ def _main(args) -> int:
 
     from benchmarks import data
 
-    executor = get_executor(args.executor)  # fail on a bad executor before any work
+    # Fail on a bad executor or SLURM profile before any work.
+    executor = get_executor(args.executor, slurm_profile=args.slurm_profile, wait=args.wait)
     data_root = data.data_root_from(args.data_root)
     runs = runner.plan(specs, args.scale, data_root=data_root, seeds=args.seeds, rows=args.rows, cols=args.cols)
+    if args.status:
+        return _status(runs, args)
     todo, done = runner.split_done(runs, args.results_dir)
     if args.dry_run:
-        return _dry_run(specs, todo, done, args)
+        return _dry_run(specs, todo, done, args, executor)
     if not runs:
         raise UserError("the selection has no runs; check --rows/--cols against `--list`")
     _writable(args.results_dir)
@@ -170,7 +181,19 @@ def _list(specs) -> int:
     return 0
 
 
-def _dry_run(specs, todo, done, args) -> int:
+def _status(runs, args) -> int:
+    from .slurm import status
+
+    rows = status(runs, args.results_dir)
+    print(f"{'table':22} {'pending':>7} {'running':>7} {'done':>5} {'failed':>6} {'not submitted':>13}  (scale {args.scale})")
+    for r in rows:
+        print(f"{r['table']:22} {r['pending']:7d} {r['running']:7d} {r['done']:5d} {r['failed']:6d} {r['not submitted']:13d}")
+        for line in r["logs"]:
+            print(f"    failed {line}")
+    return 0
+
+
+def _dry_run(specs, todo, done, args, executor) -> int:
     seconds = runner.estimate_seconds(todo)
     done_ids = {(r["table"], r["run_id"]) for r in done}
     print(f"scale {args.scale}, executor {args.executor}: {len(todo) + len(done)} runs, "
@@ -185,6 +208,18 @@ def _dry_run(specs, todo, done, args) -> int:
               f"{r['config'].get('data_source', ''):11} {status}")
     print(f"estimated cost of the runs to do: {_fmt_duration(seconds)} on this machine's CPU "
           f"(rough, from model size, data size and epochs)")
+    if executor.name == "slurm":
+        from .slurm import chunks, sbatch_summary
+
+        prof = executor.profile
+        unique, _ = runner.first_of_each([r for r in todo if (r["table"], r["run_id"]) not in twins])
+        for table in dict.fromkeys(r["table"] for r in unique):
+            n = len(chunks([r for r in unique if r["table"] == table], prof["runs_per_job"]))
+            print(f"sbatch {table}: {sbatch_summary(prof, n)}")
+        gpus = max(prof["gpus_per_task"], 0)
+        hours = seconds / prof["gpu_speedup"] / 3600
+        print(f"estimated {'GPU' if gpus else 'CPU-job'}-hours: {hours * max(gpus, 1):.1f} "
+              f"(CPU estimate / gpu_speedup {prof['gpu_speedup']} from profile {prof['name']!r})")
     return 0
 
 

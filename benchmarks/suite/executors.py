@@ -1,7 +1,7 @@
 """Executors: how planned runs get executed. ``local`` runs them one after another in this process.
 
 An executor receives plain run dicts (see ``spec.expand``) and must make every run end in a record
-written by ``runner.execute_run``. A SLURM executor (submitit job arrays) plugs in here.
+written by ``runner.execute_run``. ``slurm`` (submitit job arrays) lives in ``slurm.py``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,18 @@ class LocalExecutor(Executor):
         return records
 
 
-EXECUTORS = {"local": LocalExecutor}
+EXECUTORS = ("local", "slurm")
 
 
-def get_executor(name: str) -> Executor:
+def get_executor(name: str, *, slurm_profile: str | None = None, wait: bool = False) -> Executor:
+    """The executor a command line names; the slurm one needs a profile (validated here, before
+    anything is submitted)."""
     if name not in EXECUTORS:
         raise UserError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]()
+    if name == "local":
+        if slurm_profile:
+            raise UserError("--slurm-profile applies to --executor slurm only")
+        return LocalExecutor()
+    from .slurm import SlurmExecutor, load_profile
+
+    return SlurmExecutor(load_profile(slurm_profile), wait=wait)

@@ -36,7 +36,8 @@ class Progress:
         if status == "failed":
             main = (record.get("error") or "").strip().splitlines()[-1:] or [""]
             main = main[0][:120]
-        line = f"{self._label} {status} {main} ({time.monotonic() - self._run_t0:.1f}s)"
+        secs = record.get("wall_time_s", time.monotonic() - self._run_t0)  # jobs elsewhere report their own
+        line = f"{self._label} {status} {main} ({secs:.1f}s)"
         if self.live:
             self.stream.write("\r\033[K" + line + "\n")
         else:

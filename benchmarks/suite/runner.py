@@ -124,12 +124,24 @@ def git_state() -> tuple[str, bool]:
         return "unknown", False
 
 
+# Test hook: run ids listed here (comma-separated) raise instead of training, so the test suite
+# can check what a failing job leaves behind, also inside SLURM jobs (which inherit the variable).
+FAULT_ENV = "FGBENCH_FAIL_RUNS"
+
+
+def checkpoint_path(results_dir: str, run: dict) -> Path:
+    return store.table_dir(results_dir, run["scale"], run["table"]) / ".checkpoints" / f"{run['run_id']}.pt"
+
+
 def execute_run(run: dict, results_dir: str, data_root: str | None = None,
-                progress: Callable[..., None] | None = None) -> dict:
+                progress: Callable[..., None] | None = None, checkpoint: bool = False,
+                log_path: str | None = None) -> dict:
     """Train one run and write its record; return the record. Never raises for a failing run.
 
-    The engine's ``train(config, data_root=..., progress=...)`` returns ``{"metrics", "data",
-    "device", "versions"}`` and sets ``metrics["diverged"]`` when the loss became NaN.
+    The engine's ``train(config, data_root=, progress=, checkpoint=)`` returns ``{"metrics",
+    "data", "device", "versions"}`` and sets ``metrics["diverged"]`` when the loss became NaN.
+    With ``checkpoint`` the engine saves its state every epoch and resumes from it (requeued
+    SLURM jobs); the file goes once the record is written.
     """
     commit, dirty = git_state()
     record: dict[str, Any] = {
@@ -139,10 +151,18 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
         "python": platform.python_version(), "pid": os.getpid(),
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if log_path:
+        record["log_path"] = log_path
+    ckpt = checkpoint_path(results_dir, run) if checkpoint else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
+        if run["run_id"] in os.environ.get(FAULT_ENV, "").split(","):
+            raise RuntimeError(f"injected failure ({FAULT_ENV})")
         engine = paper_module(run["config"]["paper"])
-        out = engine.train(run["config"], data_root=data_root, progress=progress)
+        kwargs = {"checkpoint": str(ckpt)} if ckpt is not None else {}
+        out = engine.train(run["config"], data_root=data_root, progress=progress, **kwargs)
         metrics = out["metrics"]
         diverged = bool(metrics.pop("diverged", False)) or any(
             isinstance(v, float) and math.isnan(v) for v in metrics.values())
@@ -156,4 +176,6 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     record["wall_time_s"] = round(time.monotonic() - t0, 3)
     record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     store.write_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]), record)
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)  # a failed run also starts afresh when retried
     return record

