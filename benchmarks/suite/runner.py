@@ -167,7 +167,8 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
         diverged = bool(metrics.pop("diverged", False)) or any(
             isinstance(v, float) and math.isnan(v) for v in metrics.values())
         record.update(status="diverged" if diverged else "ok", metrics=metrics, data=out.get("data"),
-                      device=out.get("device"), versions=out.get("versions"))
+                      device=out.get("device"), versions=out.get("versions"),
+                      resumed=int(metrics.get("resumed", 0)))  # times it continued from a checkpoint
     except KeyboardInterrupt:
         raise  # an interrupted run leaves no record: the next invocation redoes it
     except Exception as e:  # noqa: BLE001 - any failure of a run becomes its record

@@ -223,6 +223,14 @@ class SlurmExecutor(Executor):
                             "envs/slurm/local_cluster.sh start for a local test cluster")
         import submitit
 
+        live = runs_in_live_jobs(results_dir, {r["scale"] for r in runs})
+        queued = [r for r in runs if (r["table"], r["run_id"]) in live]
+        if queued:
+            print(f"{len(queued)} run(s) are still queued or running in earlier jobs; not resubmitted",
+                  file=sys.stderr)
+            runs = [r for r in runs if (r["table"], r["run_id"]) not in live]
+            if not runs:
+                return []
         by_table: dict[tuple[str, str], list[dict]] = {}
         for run in runs:
             by_table.setdefault((run["scale"], run["table"]), []).append(run)
@@ -288,15 +296,27 @@ class SlurmExecutor(Executor):
         return records
 
 
-def status(runs: list[dict], results_dir: str) -> list[dict]:
-    """Per table: counts of pending, running, done, failed, and the failures' log paths."""
-    by_scale = {r["scale"] for r in runs}
+def _manifest_jobs(results_dir: str, scales) -> dict[tuple[str, str], str]:
+    """(table, run_id) -> the job id that last took the run, from the manifests."""
     job_of = {}
-    for scale in by_scale:
+    for scale in scales:
         for entry in read_manifest(results_dir, scale):
             for j in entry["jobs"]:
                 for rid in j["run_ids"]:
                     job_of[(entry["table"], rid)] = j["job_id"]
+    return job_of
+
+
+def runs_in_live_jobs(results_dir: str, scales) -> set[tuple[str, str]]:
+    """(table, run_id) of runs whose job squeue still lists (pending, running, requeued)."""
+    job_of = _manifest_jobs(results_dir, scales)
+    alive = queue_states(sorted(set(job_of.values())))
+    return {key for key, job in job_of.items() if job in alive}
+
+
+def status(runs: list[dict], results_dir: str) -> list[dict]:
+    """Per table: counts of pending, running, done, failed, and the failures' log paths."""
+    job_of = _manifest_jobs(results_dir, {r["scale"] for r in runs})
     states = queue_states(sorted(set(job_of.values())))
     rows: dict[str, dict] = {}
     for run in runs:
