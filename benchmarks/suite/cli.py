@@ -121,7 +121,7 @@ def _main(args) -> int:
         return _status(runs, args)
     todo, done = runner.split_done(runs, args.results_dir)
     if args.dry_run:
-        return _dry_run(specs, todo, done, args, executor)
+        return _dry_run(todo, done, args, executor)
     if not runs:
         raise UserError("the selection has no runs; check --rows/--cols against `--list`")
     _writable(args.results_dir)
@@ -193,7 +193,7 @@ def _status(runs, args) -> int:
     return 0
 
 
-def _dry_run(specs, todo, done, args, executor) -> int:
+def _dry_run(todo, done, args, executor) -> int:
     seconds = runner.estimate_seconds(todo)
     done_ids = {(r["table"], r["run_id"]) for r in done}
     print(f"scale {args.scale}, executor {args.executor}: {len(todo) + len(done)} runs, "
