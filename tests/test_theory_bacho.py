@@ -1,0 +1,136 @@
+"""Bacho & Chu's theory checked on the engine's own estimators (issue 7, torch side).
+
+- Lemma 4 / Props 5-6: per example, Var[g(w_ij)] = g_ij^2 + ||g||^2 for FG-W, where g gathers every
+  perturbed parameter, and (G_i^2 + ||G||^2) (dy_i/dw_ij)^2 for FG-A, where G gathers dL/dy of every
+  perturbed neuron (the engine perturbs all layers, so the sums run over all of them).
+- Eqs. 12-13: FDFA's feedback converges to the expected output-hidden derivatives; with a linear
+  output layer the penultimate feedback equals the output weights.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.bacho2024.models import LayeredNet, Linear
+from benchmarks.bacho2024.rules import make_rule
+
+torch.set_num_threads(1)
+
+
+def two_layer():
+    torch.manual_seed(4)
+    return LayeredNet([nn.Sequential(nn.Flatten(), Linear(8, 6), nn.ReLU())], Linear(6, 3))
+
+
+def one_example():
+    g = torch.Generator().manual_seed(6)  # three of the six hidden units active, three not
+    return torch.randn(1, 8, generator=g), torch.tensor([1])
+
+
+def samples_of(rule, param, x, y, k):
+    out = torch.empty(k, param.numel(), dtype=torch.float64)
+    for i in range(k):
+        for p in rule.net.parameters():
+            p.grad = None
+        rule.step(x, y)
+        out[i] = param.grad.flatten().double()
+    return out
+
+
+def assert_variance_matches(samples, theory):
+    """Empirical variance within 5 standard errors of theory, per coordinate (SE from the 4th moment)."""
+    k = samples.shape[0]
+    centred = samples - samples.mean(0)
+    var = (centred ** 2).mean(0)
+    se = (((centred ** 4).mean(0) - var ** 2) / k).clamp_min(0).sqrt()
+    live = theory > 1e-12
+    assert torch.all(var[~live] < 1e-12)  # e.g. inactive ReLUs: the estimate is exactly 0
+    z = (var[live] - theory[live]).abs() / se[live]
+    assert z.max() < 5.0, f"max z {z.max():.1f}"
+    assert ((var[live] - theory[live]).abs() / theory[live]).mean() < 0.1
+
+
+def test_fgw_variance_is_g_ij_squared_plus_squared_norm():
+    net = two_layer()
+    x, y = one_example()
+    rule = make_rule("FG-W", net, 3, x, {})
+    net.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+    g_all = torch.cat([p.grad.flatten() for p in net.parameters()]).double()
+    w1 = net.blocks[0][1].weight
+    g_w1 = w1.grad.flatten().double()
+    torch.manual_seed(0)
+    assert_variance_matches(samples_of(rule, w1, x, y, 6000), g_w1 ** 2 + (g_all ** 2).sum())
+
+
+def test_fga_variance_is_lemma4_times_local_derivative_squared():
+    net = two_layer()
+    x, y = one_example()
+    rule = make_rule("FG-A", net, 3, x, {})
+    lin = net.blocks[0][1]
+    a = lin(x)
+    h = torch.relu(a)
+    h.retain_grad()
+    logits = net.out(h)
+    logits.retain_grad()
+    F.cross_entropy(logits, y).backward()
+    G = torch.cat([h.grad.flatten(), logits.grad.flatten()]).double()  # every perturbed neuron
+    G_hidden = h.grad.flatten().double()
+    local = ((a > 0).double().T @ x.double()).flatten()  # dy_i/dw_ij = relu'(a_i) x_j, row-major (i, j)
+    theory = (G_hidden.repeat_interleave(8) ** 2 + (G ** 2).sum()) * local ** 2
+    torch.manual_seed(0)
+    assert_variance_matches(samples_of(rule, lin.weight, x, y, 6000), theory)
+
+
+def test_fga_variance_is_far_below_fgw_as_table_4_says():
+    """Table 4: FG-W's estimation variance grows with n1*n0 (parameters), FG-A's with n1 (neurons)."""
+    x, y = one_example()
+    var = {}
+    for method in ("FG-W", "FG-A"):
+        net = two_layer()
+        rule = make_rule(method, net, 3, x, {})
+        torch.manual_seed(0)
+        var[method] = samples_of(rule, net.blocks[0][1].weight, x, y, 1500).var(0).mean().item()
+    assert var["FG-A"] < var["FG-W"] / 5
+
+
+def test_fdfa_feedback_converges_to_output_weights_and_expected_derivatives():
+    """Eq. 8 as an EMA (SGD at rate alpha on Eq. 10's gradient), forward weights frozen: B_{L-1} -> W_L
+    (Eq. 13, linear output) and B_{L-2} -> E_x[dy_L/dy_{L-2}] (Eq. 12)."""
+    torch.manual_seed(1)
+    net = LayeredNet([nn.Sequential(nn.Flatten(), Linear(8, 6), nn.ReLU()),
+                      nn.Sequential(Linear(6, 5), nn.ReLU())], Linear(5, 3))
+    x = torch.randn(32, 8)
+    y = torch.randint(0, 3, (32,))
+    rule = make_rule("FDFA", net, 3, x, {})
+    rule.feedback_opt = torch.optim.SGD(rule.feedback_params(), lr=0.005)
+    for _ in range(6000):
+        rule.step(x, y)  # forward weights get grads but no optimiser step: only B learns
+    w_out = net.out.weight.detach()
+    assert (rule.B[1].detach() - w_out).norm() / w_out.norm() < 0.1
+    # Eq. 12 for the lower layer: the batch mean of the per-example Jacobians dy_L/dy_1.
+    h1 = net.blocks[0](x).detach().requires_grad_(True)
+    jac = torch.stack([torch.autograd.grad(net.out(net.blocks[1](h1))[:, k].sum(), h1)[0].mean(0)
+                       for k in range(3)])
+    assert (rule.B[0].detach() - jac).norm() / jac.norm() < 0.1
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.2])
+def test_fdfa_single_update_variance_scales_with_alpha_squared(alpha):
+    """Prop. 2: one Eq. 8 update from the converged B changes the estimate by alpha (d u^T - B), so
+    its variance over perturbations is alpha^2 times that of d u^T."""
+    net = two_layer()
+    x, y = one_example()
+    rule = make_rule("FDFA", net, 3, x, {})
+    w_out = net.out.weight.detach()
+    torch.manual_seed(0)
+    outer = []
+    for _ in range(3000):
+        _, us, _, d = rule.directional(x)
+        outer.append((d.t() @ us[0].flatten(1)).flatten())
+    outer = torch.stack(outer).double()
+    updated = (1 - alpha) * w_out.flatten().double() + alpha * outer  # B after one step from B = W_L
+    ratio = updated.var(0).sum() / outer.var(0).sum()
+    assert ratio.item() == pytest.approx(alpha ** 2, rel=1e-6)
+    assert outer.mean(0).sub(w_out.flatten().double()).norm() / w_out.norm() < 0.1  # unbiased: E[d u^T] = W_L
