@@ -364,7 +364,9 @@ def _png(spec, scale, records, stats) -> bytes:
     colors = {c: f"C{i % 10}" for i, c in enumerate(spec.cols)}
     markers = {r: "osD^vP*Xph<>"[i % 12] for i, r in enumerate(spec.rows)}
     # Curves colour rows from another palette than the scatter's columns, the same in every subplot.
-    row_colors = {r: matplotlib.colormaps["Dark2"](i % 8) for i, r in enumerate(spec.rows)}
+    # Distinct colours per row: Dark2 for up to 8 rows, tab20 beyond (Table B.6 has 20).
+    palette, size = ("Dark2", 8) if len(spec.rows) <= 8 else ("tab20", 20)
+    row_colors = {r: matplotlib.colormaps[palette](i % size) for i, r in enumerate(spec.rows)}
     pts = []
     for (row, col), per_metric in stats.items():
         for k, (m, s) in enumerate(per_metric.items()):
