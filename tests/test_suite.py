@@ -260,7 +260,7 @@ def test_a_killed_run_leaves_no_record(tmp_path):
 
 def test_core_and_specs_import_no_framework():
     code = ("import sys, benchmarks.suite.cli, benchmarks.suite.runner, benchmarks.suite.report, "
-            "benchmarks.suite.executors, benchmarks.bacho2024, benchmarks.data; "
+            "benchmarks.suite.executors, benchmarks.suite.slurm, benchmarks.bacho2024, benchmarks.data; "
             "assert not {'torch', 'jax', 'torchvision'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
