@@ -27,7 +27,7 @@ def _idle(env) -> bool:
     if shutil.which("sinfo") is None:
         return False
     out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, text=True, capture_output=True, timeout=30)
-    return out.returncode == 0 and "idle" in out.stdout or "mix" in out.stdout
+    return out.returncode == 0 and ("idle" in out.stdout or "mix" in out.stdout)
 
 
 @pytest.fixture(scope="module")

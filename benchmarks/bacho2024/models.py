@@ -207,7 +207,7 @@ def hidden_sizes(net: LayeredNet, example: torch.Tensor) -> list[int]:
     return sizes
 
 
-def feedback_matrices(net: LayeredNet, n_out: int, sizes: list[int], init: str) -> list[torch.Tensor]:
+def feedback_matrices(n_out: int, sizes: list[int], init: str) -> list[torch.Tensor]:
     """Direct feedback B_l (n_out x n_l): fixed Kaiming-uniform for DFA, zeros for DKP and FDFA."""
     mats = []
     for n in sizes:

@@ -176,7 +176,7 @@ class _DirectFeedback(Rule):
         super().__init__(net, n_classes, example, config)
         sizes = hidden_sizes(net, example)
         dev = example.device
-        self.B = [b.to(dev) for b in feedback_matrices(net, n_classes, sizes, self.feedback_init)]
+        self.B = [b.to(dev) for b in feedback_matrices(n_classes, sizes, self.feedback_init)]
 
     def _output_error(self, logits, y):
         """e = dL/dlogits of the batch-mean cross-entropy, computed in closed form."""

@@ -141,7 +141,7 @@ def _main(args) -> int:
                            progress=Progress(len(todo)))
     left, _ = runner.adopt_twins(duplicates, args.results_dir)  # twins that failed stay to do
     failed = [r for r in records if r["status"] == "failed"]
-    _report(specs, args, quiet=False)
+    _report(specs, args)
     if failed:
         also = f" ({len(left)} identical run(s) of other tables wait for them)" if left else ""
         print(f"{len(failed)} run(s) failed{also}; their records keep the error, and rerunning the same "
@@ -159,7 +159,7 @@ def _writable(path: str) -> None:
         raise UserError(f"{path!r} is not writable; choose another folder")
 
 
-def _report(specs, args, quiet: bool = False) -> int:
+def _report(specs, args) -> int:
     from . import report
 
     runner_commit, _ = runner.git_state()
