@@ -93,7 +93,7 @@ def test_missing_dataset_errors(tmp_path):
     with pytest.raises(DataError, match="data-root"):
         data.resolve("mnist", "full", None)  # the packaged subset is not the paper's protocol
     with pytest.raises(DataError, match="known datasets: mnist"):
-        data.resolve("imagenet", "smoke", None)
+        data.resolve("imagenet21k", "smoke", None)
     with pytest.raises(DataError, match="unknown scale"):
         data.resolve("mnist", "huge", None)
     with pytest.raises(DataError):

@@ -3,8 +3,13 @@ momentum*: FC nets, a shallow CNN and AlexNet trained by BP, FG-W, FG-A, LG-FG-A
 FDFA (PyTorch). Importing this package does not import torch; ``train`` does, when called.
 """
 
+from benchmarks.theory.specs import FIG5, FIG6
+
 from .config import METHODS, estimate_seconds, validate_config
-from .specs import TABLES
+from .specs import TABLES as _TABLES
+
+# The paper's tables, then its figures reproduced by the theory engine (benchmarks/theory).
+TABLES = [*_TABLES, FIG5, FIG6]
 
 __all__ = ["TABLES", "METHODS", "train", "validate_config", "estimate_seconds"]
 

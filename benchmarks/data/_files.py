@@ -5,12 +5,20 @@ torch, so the checksums torchvision's dataset classes carry are copied here as c
 ``torchvision/datasets/mnist.py`` ``MNIST.resources`` / ``FashionMNIST.resources`` and
 ``torchvision/datasets/cifar.py`` ``train_list`` / ``test_list`` / ``meta``, torchvision 0.29).
 Every check is memoised on (path, size, mtime), so planning hundreds of runs costs one md5 a file.
+
+No checksums are published for the extracted ImageNet / Imagenette folders or for ImageNet32's npz
+batches, so those are checked by structure: the class folders (their count, the same classes in
+train and val, none empty) and, for ImageNet32, every batch's array headers and image counts
+(read from the npz member headers, without decompressing the pixels).
 """
 from __future__ import annotations
 
 import hashlib
 import math
 import os
+import zipfile
+
+import numpy as np
 
 from benchmarks.suite.errors import DataError
 
@@ -51,11 +59,25 @@ _IDX = {
     "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)),
     "t10k-labels-idx1-ubyte": (2049, (10000,)),
 }
-# Folder (under the root) whose presence means "the user put this dataset here".
+# Folder (under the root) whose presence means "the user put this dataset here". Imagenette has
+# three official releases (full size, shorter side 320, shorter side 160); the first one present
+# serves, in this order (the authors' code reads data/imagenette2).
+IMAGENETTE_FOLDERS = ("imagenette2", "imagenette2-320", "imagenette2-160")
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py",
-           "cifar100": "cifar-100-python", "tiny_imagenet": "tiny-imagenet-200"}
+           "cifar100": "cifar-100-python", "tiny_imagenet": "tiny-imagenet-200",
+           "imagenet": "imagenet", "imagenet32": "imagenet32"}
+# Class-folder datasets (train/<class>/<image>, val/<class>/<image>) and their class counts.
+CLASS_FOLDERS = {"imagenet": 1000, "imagenette": 10}
+# ImageNet32 (Chrabaszcz et al. 2017, npz release): ten train batches and one val file, each with
+# 'data' [N, 3072] uint8 (channel-major 3x32x32) and 'labels' [N] (1-based). Image counts are those of
+# ILSVRC-2012 (train 1,281,167; val 50,000); tests shrink them.
+IMAGENET32_TRAIN = tuple(f"train_data_batch_{i}.npz" for i in range(1, 11))
+IMAGENET32_VAL = "val_data.npz"
+IMAGENET32_COUNTS = {"train": 1281167, "val": 50000}
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
 _memo: dict[tuple, str | None] = {}
+_rows: dict[str, int] = {}  # image count of each checked ImageNet32 file, filled by its memoised check
 
 
 def _stat_key(path: str) -> tuple:
@@ -101,22 +123,41 @@ def _check_idx(path: str, magic: int, dims: tuple, fix: str) -> None:
     _memoised(_stat_key(path), check)
 
 
+def found_folder(name: str, root: str | None) -> str | None:
+    """The dataset's folder name under the root (the first Imagenette release present), or None."""
+    if not root:
+        return None
+    candidates = IMAGENETTE_FOLDERS if name == "imagenette" else (FOLDERS[name],)
+    return next((c for c in candidates if os.path.isdir(os.path.join(root, c))), None)
+
+
 def present(name: str, root: str | None) -> bool:
     """Whether the dataset's folder exists under the root (then it must also be complete)."""
-    return bool(root) and os.path.isdir(os.path.join(root, FOLDERS[name]))
+    return found_folder(name, root) is not None
 
 
 def expected_path(name: str, root: str) -> str:
+    if name == "imagenette":
+        return " or ".join(os.path.join(root, f) for f in IMAGENETTE_FOLDERS)
     sub = os.path.join(FOLDERS[name], "raw") if name in ("mnist", "fashion_mnist") else FOLDERS[name]
     return os.path.join(root, sub)
 
 
-def verify(name: str, root: str) -> None:
-    """Raise DataError naming the first missing or corrupt file of a dataset present under root."""
-    folder = os.path.join(root, FOLDERS[name])
-    fix = f"delete it and re-download {FOLDERS[name]} into {root} in torchvision's layout, or replace the file"
-    missing = f"; re-download {FOLDERS[name]} into {root} in torchvision's layout"
-    if name in ("mnist", "fashion_mnist"):
+def verify(name: str, root: str, folder_name: str | None = None) -> None:
+    """Raise DataError naming the first missing or corrupt file of a dataset present under root.
+    ``folder_name`` picks one Imagenette release; by default the first one present."""
+    folder_name = folder_name or found_folder(name, root) or FOLDERS.get(name, IMAGENETTE_FOLDERS[0])
+    folder = os.path.join(root, folder_name)
+    fix = f"delete it and re-download {folder_name} into {root} in torchvision's layout, or replace the file"
+    missing = f"; re-download {folder_name} into {root} in torchvision's layout"
+    if name in CLASS_FOLDERS:
+        if not os.path.isdir(folder):
+            raise DataError(f"dataset '{name}' not found: missing folder {folder}; put the extracted "
+                            f"{folder_name} folder (train/<class>/, val/<class>/) into {root}")
+        _verify_class_folders(name, folder, CLASS_FOLDERS[name])
+    elif name == "imagenet32":
+        _verify_imagenet32(folder, root)
+    elif name in ("mnist", "fashion_mnist"):
         raw = os.path.join(folder, "raw")
         for gz, md5 in _MNIST_MD5[FOLDERS[name]].items():
             gz_path, idx_path = os.path.join(raw, gz), os.path.join(raw, gz[:-3])
@@ -159,3 +200,98 @@ def _verify_tiny_imagenet(folder: str, missing: str) -> None:
             return f"dataset 'tiny_imagenet' is incomplete: missing folder {folder}/val/images{missing}"
         return None
     _memoised(_stat_key(wnids) + _stat_key(ann) + _stat_key(train), check)
+
+
+def class_dirs(split_dir: str) -> list[str]:
+    """Sorted class folder names of one split (torchvision's ImageFolder order, which gives the
+    labels); hidden folders (".ipynb_checkpoints" and the like) are not classes."""
+    with os.scandir(split_dir) as it:
+        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+
+
+def _verify_class_folders(name: str, folder: str, n_classes: int) -> None:
+    """Structure check of an ImageFolder-style dataset: train/ and val/ each hold exactly n_classes
+    class folders, the same ones, none empty. Image counts are not checked (listing ImageNet's
+    1.28 M files takes minutes on network storage); ``folder_index`` lists them when loading."""
+    split_dirs = [os.path.join(folder, s) for s in ("train", "val")]
+    fix = f"extract the {os.path.basename(folder)} folder again (train/<class>/*.JPEG and val/<class>/*.JPEG)"
+    for d in split_dirs:
+        if not os.path.isdir(d):
+            raise DataError(f"dataset '{name}' is incomplete: missing folder {d}; {fix}")
+
+    def check():
+        classes = []
+        for d in split_dirs:
+            got = class_dirs(d)
+            if not got and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(d)):
+                return (f"dataset '{name}': {d} holds images but no class folders; sort them into "
+                        f"{d}/<wnid>/ (for ILSVRC-2012 val, with the devkit's ground-truth labels)")
+            if len(got) != n_classes:
+                return (f"dataset '{name}' is incomplete: {d} has {len(got)} class folders, expected "
+                        f"{n_classes}; {fix}")
+            classes.append(got)
+        if classes[0] != classes[1]:
+            odd = sorted(set(classes[0]).symmetric_difference(classes[1]))[0]
+            return (f"dataset '{name}': class folder {odd} is in only one of {split_dirs[0]} and "
+                    f"{split_dirs[1]}; {fix}")
+        for d in split_dirs:
+            for c in classes[0]:
+                with os.scandir(os.path.join(d, c)) as it:
+                    if next(it, None) is None:
+                        return f"dataset '{name}' is incomplete: class folder {os.path.join(d, c)} is empty; {fix}"
+        return None
+    _memoised(tuple(k for d in split_dirs for k in _stat_key(d)), check)
+
+
+def npy_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) of one array of an npz, read from its header only."""
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        return np.lib.format.read_array_header_2_0(f)
+
+
+def _imagenet32_rows(path: str, fix: str) -> int:
+    """Image count of one ImageNet32 npz file, after checking its 'data' and 'labels' headers."""
+    def check():
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if not {"data.npy", "labels.npy"} <= names:
+                    return (f"corrupt data file {path} (arrays {sorted(n[:-4] for n in names)}, "
+                            f"expected 'data' and 'labels'); {fix}")
+                data_shape, _, data_dtype = npy_header(zf, "data.npy")
+                label_shape, _, label_dtype = npy_header(zf, "labels.npy")
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            return f"corrupt data file {path} ({e}); {fix}"
+        if len(data_shape) != 2 or data_shape[1] != 3072 or data_dtype != np.uint8:
+            return (f"corrupt data file {path} ('data' is {data_dtype} {data_shape}, expected "
+                    f"uint8 [N, 3072]); {fix}")
+        if label_shape != data_shape[:1] or label_dtype.kind not in "iu":
+            return (f"corrupt data file {path} ('labels' is {label_dtype} {label_shape}, expected "
+                    f"{data_shape[0]} integers); {fix}")
+        _rows[path] = data_shape[0]
+        return None
+    _memoised(_stat_key(path), check)
+    return _rows[path]
+
+
+
+def _verify_imagenet32(folder: str, root: str) -> None:
+    """All ten train batches and the val file present, well-formed, with ILSVRC-2012's counts."""
+    fix = (f"download the npz release of ImageNet32 (Imagenet32_train_npz.zip, Imagenet32_val_npz.zip, "
+           f"image-net.org 'downsampled' page) and put its files into {folder}")
+    for split, files in (("train", IMAGENET32_TRAIN), ("val", (IMAGENET32_VAL,))):
+        total = 0
+        for fname in files:
+            path = os.path.join(folder, fname)
+            if not os.path.isfile(path):
+                pickled = os.path.isfile(path[:-4])
+                why = (f"found {path[:-4]} from the pickle release, which is not read (only the npz "
+                       f"release is)" if pickled else "missing " + path)
+                raise DataError(f"dataset 'imagenet32' under {root} is incomplete: {why}; {fix}")
+            total += _imagenet32_rows(path, fix)
+        if total != IMAGENET32_COUNTS[split]:
+            raise DataError(f"dataset 'imagenet32' under {root} is incomplete: its {split} files hold "
+                            f"{total} images, expected {IMAGENET32_COUNTS[split]}; {fix}")

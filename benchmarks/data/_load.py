@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import struct
+import zipfile
 import zlib
 from functools import lru_cache
 
@@ -18,11 +20,14 @@ from benchmarks.suite.errors import DataError
 SPLIT_SEED = 20240601  # fixed train/test split of the packaged subsets; never changes with data_seed
 
 
-def pick(y: np.ndarray, n: int | None, seed) -> np.ndarray:
+def pick(y: np.ndarray, n: int | None, seed, random_ties: bool = False) -> np.ndarray:
     """Sorted indices of a stratified subset of size n (all indices when n is None or >= len(y)).
 
     Each class gets its share of n by largest remainder, so class proportions are kept and the
-    same (y, n, seed) always gives the same subset."""
+    same (y, n, seed) always gives the same subset. Equal remainders go to the lower class unless
+    ``random_ties``, which breaks them at random (seeded): with 1,000 ImageNet classes and a subset
+    smaller than a multiple of them, class order would always leave out the same last classes.
+    The older datasets keep class order, so their subsets and packaged splits never move."""
     if n is None or n >= len(y):
         return np.arange(len(y))
     if n <= 0:
@@ -31,7 +36,11 @@ def pick(y: np.ndarray, n: int | None, seed) -> np.ndarray:
     classes, counts = np.unique(y, return_counts=True)
     exact = counts * n / len(y)
     quota = np.floor(exact).astype(int)
-    quota[np.argsort(-(exact - quota), kind="stable")[: n - quota.sum()]] += 1
+    if random_ties:
+        order = np.lexsort((rng.random(len(classes)), -(exact - quota)))
+    else:
+        order = np.argsort(-(exact - quota), kind="stable")
+    quota[order[: n - quota.sum()]] += 1
     idx = [rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(classes, quota)]
     return np.sort(np.concatenate(idx))
 
@@ -133,11 +142,66 @@ def synthetic(name: str, shape: tuple, n_classes: int, n_train: int, n_test: int
     c, h, w = shape
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     coarse = rng.uniform(40, 215, size=(n_classes, c, -(-h // 4), -(-w // 4))).astype(np.float32)
-    templates = coarse.repeat(4, axis=2).repeat(4, axis=3)[:, :, :h, :w]
 
     def draw(n):
         y = rng.permutation(np.arange(n) % n_classes).astype(np.int64)
-        x = templates[y] + 50 * rng.standard_normal((n, c, h, w), dtype=np.float32)
+        # upsample only the drawn classes' templates (all 1,000 ImageNet ones at 224 px would be 600 MB)
+        templates = coarse[y].repeat(4, axis=2).repeat(4, axis=3)[:, :, :h, :w]
+        x = templates + 50 * rng.standard_normal((n, c, h, w), dtype=np.float32)
         return np.clip(np.rint(x), 0, 255).astype(np.uint8), y
 
     return (*draw(n_train), *draw(n_test))
+
+
+def npz_rows(path: str, key: str, rows: np.ndarray) -> np.ndarray:
+    """``np.load(path)[key][rows]``, reading only those rows when the array is stored uncompressed
+    in the npz (``np.savez``): the member is memory-mapped at its offset in the zip file. Compressed
+    members (``np.savez_compressed``) are decompressed whole."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(key + ".npy")
+        stored = info.compress_type == zipfile.ZIP_STORED
+    if not stored:
+        with np.load(path) as f:
+            return f[key][rows]
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # zip local file header: name and extra-field lengths at bytes 26..29
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        offset = f.tell()
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    return np.array(mapped[rows])
+
+
+def imagenet32(folder: str, files: dict, n_train: int | None, n_test: int | None, seed: int):
+    """ImageNet32 from its npz batches (``files``: split -> file names): uint8 [N, 3, 32, 32] (each
+    row of 'data' is the R, G and B planes in turn, each 32x32 row-major) and labels 0..999 (the
+    files' are 1-based). Labels are read first; only the picked rows of each batch are loaded.
+    Returns the four arrays and the full (train, val) sizes."""
+    out, full = [], []
+    for stream, split in ((1, "train"), (2, "val")):
+        paths = [os.path.join(folder, f) for f in files[split]]
+        labels = []
+        for path in paths:
+            with np.load(path) as f:
+                labels.append(np.asarray(f["labels"], dtype=np.int64))
+        y = np.concatenate(labels)
+        if y.min() < 1 or y.max() > 1000:
+            bad = next(p for p, lab in zip(paths, labels) if lab.min() < 1 or lab.max() > 1000)
+            raise DataError(f"corrupt data file {bad} (labels range {y.min()}..{y.max()}, expected 1..1000); "
+                            f"download the npz release of ImageNet32 again")
+        keep = pick(y, n_train if split == "train" else n_test, [seed, stream], random_ties=True)
+        x = np.empty((len(keep), 3, 32, 32), np.uint8)
+        start, filled = 0, 0
+        for path, lab in zip(paths, labels):
+            local = keep[(keep >= start) & (keep < start + len(lab))] - start
+            if len(local):
+                x[filled:filled + len(local)] = npz_rows(path, "data", local).reshape(-1, 3, 32, 32)
+                filled += len(local)
+            start += len(lab)
+        out += [x, y[keep] - 1]
+        full.append(len(y))
+    return tuple(out), tuple(full)

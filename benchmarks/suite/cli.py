@@ -205,7 +205,7 @@ def _dry_run(todo, done, args, executor) -> int:
         key = (r["table"], r["run_id"])
         status = "done" if key in done_ids else "reuse (same run in another table)" if key in twins else "to run"
         print(f"{r['table']:22} {r['row']:10} {r['col']:14} {r['seed']:4d}  {r['run_id']:12}  "
-              f"{r['config'].get('data_source', ''):11} {status}")
+              f"{r['config'].get('data_source') or 'simulated':11} {status}")
     print(f"estimated cost of the runs to do: {_fmt_duration(seconds)} on this machine's CPU "
           f"(rough, from model size, data size and epochs)")
     if executor.name == "slurm":

@@ -10,13 +10,25 @@ from .spec import TableSpec
 
 # Paper packages under benchmarks/. Each exports TABLES (list of TableSpec), train(config, ...),
 # validate_config(config) and estimate_seconds(config); only train may import torch or jax.
-PAPERS = ("bacho2024",)
+PAPERS = ("ren2023", "fournier2023", "bacho2024")
+# Engines that run cells of other papers' specs (a spec's ``engine``): the theory simulations of
+# benchmarks/theory reproduce figures of Ren et al. and Bacho & Chu. They export train,
+# validate_config and estimate_seconds, but no TABLES.
+ENGINES = ("theory",)
 
 
 def paper_module(paper: str) -> Any:
     if paper not in PAPERS:
         raise UserError(f"unknown paper {paper!r}; known papers: {', '.join(PAPERS)}")
     return importlib.import_module(f"benchmarks.{paper}")
+
+
+def engine_module(config: dict) -> Any:
+    """The package that trains a run config: its ``engine`` if it names one, else its paper."""
+    name = config.get("engine") or config["paper"]
+    if name in ENGINES:
+        return importlib.import_module(f"benchmarks.{name}")
+    return paper_module(name)
 
 
 def all_tables() -> list[TableSpec]:

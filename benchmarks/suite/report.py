@@ -419,15 +419,25 @@ def render_table(spec: TableSpec, scale: str, results_dir, reports_dir, commit: 
     if scale not in spec.scales:
         raise UserError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     records, n_stale = _load(spec, results_dir, scale)
+    base = Path(reports_dir) / scale / spec.paper / spec.table
+    if spec.kind == "figure":
+        from . import figure_report
+
+        outputs = figure_report.outputs(spec, scale, records, _header_lines(spec, scale, records, n_stale, commit),
+                                        SYNTHETIC_LINE if _synthetic(records) else None)
+        return _write_all(base, outputs)
     stats = cell_stats(spec, records)
     summary = _summary(spec, stats)
-    base = Path(reports_dir) / scale / spec.paper / spec.table
     outputs = {
         ".md": _markdown(spec, scale, records, n_stale, commit, stats, summary),
         ".csv": _csv(spec, stats),
         ".tex": _latex(spec, scale, records, n_stale, commit, stats, summary),
         ".png": _png(spec, scale, records, stats),
     }
+    return _write_all(base, outputs)
+
+
+def _write_all(base: Path, outputs: dict) -> list[Path]:
     paths = []
     for ext, data in outputs.items():
         path = base.with_name(base.name + ext)
@@ -448,11 +458,16 @@ def render_index(specs: list[TableSpec], results_dir, reports_dir) -> Path:
             if not records:
                 continue
             seen = True
-            s = _summary(spec, cell_stats(spec, records))
             n_failed = sum(r.get("status") == "failed" for r in records)
-            rho = "n/a" if math.isnan(s["rho_mean"]) else f"{s['rho_mean']:.2f}"
-            status = (f"{s['run']}/{s['cells']} cells run, {s['agreeing']} agree, ρ={rho}"
-                      + (f", {n_failed} failed runs" if n_failed else "") + f"; data: {_kinds(records)}")
+            if spec.kind == "figure":
+                from . import figure_report
+
+                status = figure_report.summary_line(spec, figure_report.figure_stats(spec, records))
+            else:
+                s = _summary(spec, cell_stats(spec, records))
+                rho = "n/a" if math.isnan(s["rho_mean"]) else f"{s['rho_mean']:.2f}"
+                status = f"{s['run']}/{s['cells']} cells run, {s['agreeing']} agree, ρ={rho}"
+            status += (f", {n_failed} failed runs" if n_failed else "") + f"; data: {_kinds(records)}"
             rel = f"{scale}/{spec.paper}/{spec.table}.md"
             link = f"[{spec.table}.md]({rel})" if (Path(reports_dir) / rel).exists() else "not rendered yet"
             lines.append(f"| {spec.id} | {spec.title} | {scale} | {status} | {link} |")

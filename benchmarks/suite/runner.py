@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from . import store
 from .errors import UserError
-from .registry import paper_module
+from .registry import engine_module
 from .spec import TableSpec, axis_matching, expand
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +36,14 @@ def plan(specs: list[TableSpec], scale: str, *, data_root: str | None, seeds: in
     _check_filter("col", cols, specs)
 
     def resolve(config: dict) -> dict:
+        if config.get("dataset") is None:  # simulations that draw their own inputs (Ren Fig. 8)
+            return {"data_source": None}
         return data.resolve(config["dataset"], scale, data_root)
 
     runs = []
     for spec in specs:
-        engine = paper_module(spec.paper)
         for run in expand(spec, scale, seeds=seeds, rows=rows, cols=cols, resolve=resolve):
-            engine.validate_config(run["config"])
+            engine_module(run["config"]).validate_config(run["config"])
             run["scale"] = scale
             runs.append(run)
     return runs
@@ -107,7 +108,7 @@ def first_of_each(runs: list[dict]) -> tuple[list[dict], list[dict]]:
 def estimate_seconds(runs: list[dict]) -> float:
     total = 0.0
     for run in runs:
-        total += paper_module(run["config"]["paper"]).estimate_seconds(run["config"])
+        total += engine_module(run["config"]).estimate_seconds(run["config"])
     return total
 
 
@@ -160,7 +161,7 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     try:
         if run["run_id"] in os.environ.get(FAULT_ENV, "").split(","):
             raise RuntimeError(f"injected failure ({FAULT_ENV})")
-        engine = paper_module(run["config"]["paper"])
+        engine = engine_module(run["config"])
         kwargs = {"checkpoint": str(ckpt)} if ckpt is not None else {}
         out = engine.train(run["config"], data_root=data_root, progress=progress, **kwargs)
         metrics = out["metrics"]

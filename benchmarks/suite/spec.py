@@ -17,9 +17,12 @@ from typing import Any, Callable, Iterable, Mapping
 from .errors import SpecError, UserError
 
 SCALES = ("smoke", "small", "full")
-METRICS = ("test_acc", "test_err", "train_err")
-# Metrics where a larger number is better; used for rankings in reports.
+METRICS = ("test_acc", "test_err", "train_err", "slope", "max_rel_dev")
+# Metrics where a larger number is better; used for rankings in reports. Figure metrics (a fitted
+# log-log slope; the largest relative deviation of a measured curve from its theory line, in
+# percent) are compared with their theory, not ranked.
 HIGHER_IS_BETTER = {"test_acc": True, "test_err": False, "train_err": False}
+KINDS = ("table", "figure")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,11 @@ class TableSpec:
     seeds: int  # how many seeds the paper averaged
     scales: Mapping[str, Scale]
     notes: str = ""  # fidelity choices and their sources
+    # "figure": a paper figure reproduced as a spec (cells are curves; reports plot them against
+    # their theory lines). ``engine`` names the package that runs the cells when it is not the
+    # paper's own (the theory simulations in benchmarks/theory); it is added to every run config.
+    kind: str = "table"
+    engine: str = ""
 
     def __post_init__(self):
         validate(self)
@@ -121,6 +129,8 @@ def validate(spec: TableSpec) -> None:
     where = f"table spec {spec.id!r}"
     if spec.id.count("/") != 1 or not spec.id.startswith(spec.paper + "/"):
         raise SpecError(f"{where}: id must look like '{spec.paper}/<table>'")
+    if spec.kind not in KINDS:
+        raise SpecError(f"{where}: unknown kind {spec.kind!r}; use one of {', '.join(KINDS)}")
     for m in spec.metrics:
         if m not in METRICS:
             raise SpecError(f"{where}: unknown metric {m!r}; use one of {', '.join(METRICS)}")
@@ -193,6 +203,8 @@ def expand(
                 continue
             base = {**spec.defaults, **cell.config, **sc.config, **sc.col_config.get(col, {})}
             base["paper"] = spec.paper
+            if spec.engine:
+                base["engine"] = spec.engine
             for seed in range(n_seeds):
                 config = dict(base, seed=seed)
                 if resolve is not None:
