@@ -13,21 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import data
+from benchmarks.torch_common import describe_device, pick_device, save_checkpoint
+from benchmarks.torch_common import evaluate as _evaluate
 
 from .models import build, count_params, hidden_sizes
 from .rules import make_rule
 
 EVAL_BATCH = 512
 
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 class Batches:
@@ -58,19 +51,8 @@ class Batches:
             yield self.prep(self.x[idx]), self.y[idx]
 
 
-@torch.no_grad()
 def evaluate(net, split: Batches) -> tuple[float, float]:
-    """(accuracy %, mean loss) in eval mode (batch norm uses running statistics)."""
-    was_training = net.training
-    net.eval()
-    correct, loss_sum = 0, 0.0
-    for xb, yb in split.batches(EVAL_BATCH):
-        logits = net(xb)
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(1) == yb).sum().item()
-    net.train(was_training)
-    n = len(split)
-    return 100.0 * correct / n, loss_sum / n
+    return _evaluate(net, split, EVAL_BATCH)
 
 
 def setup(config: dict, device: torch.device, n_classes: int, example: torch.Tensor):
@@ -96,11 +78,6 @@ def _state(net, rule, opt, sched, shuffle, curves, epoch, resumed) -> dict:
             "rng": torch.get_rng_state(), "shuffle": shuffle.get_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
-
-def _save(path: str, state: dict) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
 
 
 def _restore(path: str, net, rule, opt, sched, shuffle, device) -> dict:
@@ -161,7 +138,7 @@ def train(config: dict, *, data_root: str | None = None, progress=None, checkpoi
         for k, v in (("epoch", epoch), ("train_loss", train_loss), ("test_acc", test_acc), ("test_loss", test_loss)):
             curves[k].append(v)
         if checkpoint:
-            _save(checkpoint, _state(net, rule, opt, sched, shuffle, curves, epoch, resumed))
+            save_checkpoint(checkpoint, _state(net, rule, opt, sched, shuffle, curves, epoch, resumed))
         if progress is not None:
             progress(epoch=epoch, epochs=epochs, train_loss=train_loss, test_acc=test_acc)
 

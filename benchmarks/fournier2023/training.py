@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import data
+from benchmarks.torch_common import describe_device, pick_device, save_checkpoint
+from benchmarks.torch_common import evaluate as _evaluate
 from benchmarks.suite.errors import DataError
 
 from .estimators import LayerRecorder, RANDOM_GUESSES, directional, draw_random, estimate, per_sample_shares
@@ -57,15 +59,6 @@ NORMALISATION = {
     "imagenette": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 class Batches:
@@ -283,19 +276,8 @@ class Stepper:
 # ---------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def evaluate(net, split: Batches) -> tuple[float, float]:
-    """(accuracy %, mean loss) in eval mode (batch norm uses running statistics)."""
-    was_training = net.training
-    net.eval()
-    correct, loss_sum = 0, 0.0
-    for xb, yb in split.batches(EVAL_BATCH):
-        logits = net(xb)
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(1) == yb).sum().item()
-    net.train(was_training)
-    n = len(split)
-    return 100.0 * correct / n, loss_sum / n
+    return _evaluate(net, split, EVAL_BATCH)
 
 
 def make_optimizer(net: SplitResNet, config: dict):
@@ -326,11 +308,6 @@ def _state(net, opt, sched, gens, curves, epoch, resumed) -> dict:
             "gens": {k: g.get_state() for k, g in gens.items()},
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
-
-def _save(path: str, state: dict) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
 
 
 def _restore(path, net, opt, sched, gens, device) -> dict:
@@ -407,7 +384,7 @@ def train(config: dict, *, data_root: str | None = None, progress=None, checkpoi
         if "local_losses" in curves:
             curves["local_losses"].append([v / max(steps, 1) for v in local_sum.tolist()])
         if checkpoint:
-            _save(checkpoint, _state(net, opt, sched, gens, curves, epoch, resumed))
+            save_checkpoint(checkpoint, _state(net, opt, sched, gens, curves, epoch, resumed))
         if progress is not None:
             progress(epoch=epoch, epochs=epochs, train_loss=train_loss, test_acc=test_acc)
 

@@ -1,0 +1,41 @@
+"""Training helpers shared by the PyTorch engines (bacho2024, fournier2023): device choice,
+evaluation and atomic checkpoints. Imports torch; the framework-free core never imports it."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+@torch.no_grad()
+def evaluate(net, split, batch_size: int) -> tuple[float, float]:
+    """(accuracy %, mean loss) of ``net`` on ``split`` (anything with ``batches(n)`` and ``len``),
+    in eval mode: batch norm uses its running statistics."""
+    was_training = net.training
+    net.eval()
+    correct, loss_sum = 0, 0.0
+    for xb, yb in split.batches(batch_size):
+        logits = net(xb)
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    net.train(was_training)
+    n = len(split)
+    return 100.0 * correct / n, loss_sum / n
+
+
+def save_checkpoint(path: str, state: dict) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact

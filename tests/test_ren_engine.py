@@ -1,0 +1,276 @@
+"""Ren et al. (2023) engine: LocalMixer sizes (Table 2), fused == naive replicated losses, unbiased
+forward gradients, feedback alignment, every rule learns, checkpoint/resume, divergence, contrastive."""
+
+import math
+
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.ren2023 import losses, training  # noqa: E402
+from benchmarks.ren2023.models import TABLE2, Arch, init_params, table2_count  # noqa: E402
+from benchmarks.ren2023.rules import METHODS, init_feedback, make_grad_fn  # noqa: E402
+from benchmarks.suite.errors import DataError  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fast_compiles():
+    """XLA's optimisation passes dominate these tests' time (tiny models, many compilations)."""
+    old = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
+def tiny_arch(**kw):
+    spec = dict(num_blocks=2, patch_grid=2, channels=8, groups=2, image_size=4, in_channels=1, n_classes=3)
+    spec.update(kw)
+    return Arch(**spec)
+
+
+def tiny_problem(arch, n=4, seed=1):
+    params = init_params(arch, 0)
+    # A nonzero classifier, else the global loss has no gradient to check.
+    params["classifier"]["w"] = 0.5 * jax.random.normal(jax.random.key(5), params["classifier"]["w"].shape)
+    x = jax.random.normal(jax.random.key(seed), (n, arch.P, arch.patch_dim))
+    y = jax.nn.one_hot(jnp.arange(n) % arch.n_classes, arch.n_classes)
+    return params, {"x": x, "y": y, "x2": None}
+
+
+def flat(tree):
+    return jnp.concatenate([leaf.ravel() for leaf in jax.tree.leaves(tree)])
+
+
+def rel_err(a, b):
+    return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+# --- Table 2 -------------------------------------------------------------------------------------
+
+# Supervised counts (backbone + 10-class heads + classifier) for the first four; L/32/64's 17.3M is
+# the contrastive model (backbone + 128-d heads); its supervised count would be 26.6M (models.py).
+EXPECTED = {"S/1/1": ("supervised", 271_892), "M/1/16": ("supervised", 429_076),
+            "M/8/16": ("supervised", 918_770), "L/8/64": ("supervised", 13_074_674),
+            "L/32/64": ("contrastive", 17_360_384)}
+
+
+@pytest.mark.parametrize("name", list(TABLE2))
+def test_table2_parameter_counts(name):
+    objective, exact = EXPECTED[name]
+    count = table2_count(name, objective)
+    assert count == exact
+    text = TABLE2[name]["published"]
+    published = float(text[:-1]) * (1e6 if text.endswith("M") else 1e3)
+    assert abs(count - published) / published < 0.01
+
+
+# --- replicated losses --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("objective", ["supervised", "contrastive"])
+def test_fused_replicated_loss_equals_naive(objective):
+    n, p, g, d, k = 4, 3, 2, 3, 5
+    keys = jax.random.split(jax.random.key(0), 8)
+    x = jax.random.normal(keys[0], (n, p, g, d))
+    w, b = jax.random.normal(keys[1], (g * d, k)), jax.random.normal(keys[2], (k,))
+    aux = (jax.nn.one_hot(jnp.arange(n) % k, k) if objective == "supervised"
+           else losses.l2_normalize(jax.random.normal(keys[3], (n, k))))
+    temp = None if objective == "supervised" else 0.5
+    fused = lambda *a: losses.fused_replicated(objective, temp, *a, aux)  # noqa: E731
+    naive = lambda *a: losses.naive_replicated(objective, temp, *a, aux)  # noqa: E731
+    primals = (x, w, b)
+    np.testing.assert_allclose(fused(*primals), naive(*primals), rtol=1e-5, atol=1e-6)
+    # directional derivatives: one value per (example, patch, group), and they differ across slices
+    tangents = tuple(jax.random.normal(kk, t.shape) for kk, t in zip(keys[4:7], primals))
+    jf, jn = jax.jvp(fused, primals, tangents)[1], jax.jvp(naive, primals, tangents)[1]
+    np.testing.assert_allclose(jf, jn, rtol=1e-4, atol=1e-5)
+    assert float(jnp.std(jn[0])) > 1e-3
+    # reverse mode through the transposed custom JVP
+    gf = jax.grad(lambda *a: fused(*a).mean(0).sum(), argnums=(0, 1, 2))(*primals)
+    gn = jax.grad(lambda *a: naive(*a).mean(0).sum(), argnums=(0, 1, 2))(*primals)
+    for a, c in zip(gf, gn):
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5)
+    # summed over (p, g) the replicated losses give the pooled loss's input gradient and P*G times
+    # its head gradient (why backprop rules use the pooled loss with exact head gradients)
+    gp = jax.grad(lambda *a: losses.pooled_loss(objective, temp, *a, aux).mean(), argnums=(0, 1))(x, w, b)
+    np.testing.assert_allclose(gp[0], gn[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gp[1] * p * g, gn[1], rtol=1e-4, atol=1e-5)
+
+
+# --- unbiased forward gradients -----------------------------------------------------------------
+
+def _mc_mean(method, arch, params, batch, n_samples):
+    fn = make_grad_fn(method, arch)
+    keys = jax.random.split(jax.random.key(7), n_samples)
+    one = lambda k: flat(fn(params, None, batch, k)[0]["blocks"])  # noqa: E731
+    return jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=256).mean(0))(keys)
+
+
+@pytest.mark.parametrize("method,reference,bound", [
+    ("FG-W", "BP", 0.4),      # global loss, batch mean
+    ("FG-A", "BP", 0.35),     # global loss, summed over the batch (authors' code): reference x N
+    ("LG-FG-A", "LG-BP", 0.15),  # local losses with stop-gradients between blocks
+])
+def test_forward_gradient_is_unbiased(method, reference, bound):
+    arch = tiny_arch()
+    params, batch = tiny_problem(arch)
+    true = flat(make_grad_fn(reference, arch)(params, None, batch, None)[0]["blocks"])
+    if method == "FG-A":
+        true = true * batch["x"].shape[0]
+    few, many = (rel_err(_mc_mean(method, arch, params, batch, m), true) for m in (256, 4096))
+    assert many < bound
+    assert many < 0.6 * few  # 16x the samples: ~4x smaller error for an unbiased estimator
+    if method == "LG-FG-A":  # it estimates the local, not the global gradient
+        global_true = flat(make_grad_fn("BP", arch)(params, None, batch, None)[0]["blocks"])
+        assert rel_err(_mc_mean(method, arch, params, batch, 4096), global_true) > 0.5
+
+
+# --- feedback alignment -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fa,bp", [("FA", "BP"), ("L-FA", "L-BP"), ("LG-FA", "LG-BP")])
+def test_feedback_alignment_with_transposed_weights_is_backprop(fa, bp):
+    arch = tiny_arch()
+    params, batch = tiny_problem(arch)
+    expected = make_grad_fn(bp, arch)(params, None, batch, None)[0]
+    symmetric = {"blocks": [[layer["w"] for layer in blk] for blk in params["blocks"]],
+                 "heads": [h["w"] for h in params["heads"]], "classifier": params["classifier"]["w"]}
+    got = make_grad_fn(fa, arch)(params, symmetric, batch, None)[0]
+    np.testing.assert_allclose(flat(got), flat(expected), rtol=1e-4, atol=1e-6)
+    random_fb = init_feedback(fa, arch, 3)
+    other = make_grad_fn(fa, arch)(params, random_fb, batch, None)[0]
+    first = lambda g: flat(g["blocks"][0])  # noqa: E731 (the layers furthest from any loss)
+    assert rel_err(first(other), first(expected)) > 0.1
+
+
+def test_dfa_update_shapes_and_signs():
+    arch = tiny_arch()
+    params, batch = tiny_problem(arch)
+    fb = init_feedback("DFA", arch, 3)
+    dfa = make_grad_fn("DFA", arch)
+    g = dfa(params, fb, batch, None)[0]
+    assert jax.tree.map(jnp.shape, g) == jax.tree.map(jnp.shape, params)
+    assert all(float(jnp.abs(layer["w"]).max()) > 0 for blk in g["blocks"] for layer in blk)
+    bp = make_grad_fn("BP", arch)(params, None, batch, None)[0]
+    np.testing.assert_allclose(flat(g["classifier"]), flat(bp["classifier"]), rtol=1e-5, atol=1e-7)
+    # the hidden updates are linear in the feedback: flipping B flips them
+    flipped = dfa(params, jax.tree.map(jnp.negative, fb), batch, None)[0]
+    np.testing.assert_allclose(flat(flipped["blocks"]), -flat(g["blocks"]), rtol=1e-5, atol=1e-7)
+
+
+# --- training -----------------------------------------------------------------------------------
+
+BASE = dict(paper="ren2023", seed=0, dataset="digits", data_source="sklearn", arch="tiny", num_blocks=2,
+            patch_grid=2, channels=32, groups=4, image_size=8, method="BP", objective="supervised",
+            norm="local_ln", norm_grad=True, ln_place="before_after", optimizer="sgd", lr=0.2, momentum=0.9,
+            weight_decay=1e-4, batch_size=32, epochs=3, schedule="linear", warmup_epochs=0, augment="none",
+            crop_area_min=None, n_train=None, n_test=None, temperature=None, proj_dim=None, readout_lr=None)
+
+
+STRONG = {"BP", "L-BP", "LG-BP", "FA", "L-FA", "LG-FA", "LG-FG-A"}
+# Global FG-A sums its estimate over the batch (authors' code), so its lr is divided by the batch.
+LR = {"FG-A": 0.2 / 32}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_learns_digits(method):
+    result = training.train(dict(BASE, method=method, lr=LR.get(method, BASE["lr"])))
+    m = result["metrics"]
+    assert not m["diverged"] and m["epochs_run"] == 3
+    assert m["test_err"] < 75.0, m  # chance is 90%; global FG-A is the slowest (~70% after 3 epochs)
+    if method in STRONG:
+        assert m["test_err"] < 40.0, m
+    assert result["data"]["source"] == "sklearn" and result["device"]
+    assert len(m["curves"]["test_err"]) == 3 and m["curves"]["train_loss"][-1] < m["curves"]["train_loss"][0]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_checkpoint_resume_matches_uninterrupted(tmp_path):
+    config = dict(BASE, method="LG-FG-A", epochs=2)
+    straight = training.train(config)
+
+    def stop_after_first(epoch, **_):
+        if epoch == 1:
+            raise Interrupt
+
+    path = str(tmp_path / "ck.pkl")
+    with pytest.raises(Interrupt):
+        training.train(config, checkpoint=path, progress=stop_after_first)
+    resumed = training.train(config, checkpoint=path)
+    assert resumed["metrics"]["resumed"] == 1 and straight["metrics"]["resumed"] == 0
+    assert resumed["metrics"]["curves"] == straight["metrics"]["curves"]
+    assert resumed["metrics"]["train_err"] == straight["metrics"]["train_err"]
+
+
+def test_nan_loss_is_diverged():
+    result = training.train(dict(BASE, method="BP", lr=1e30, epochs=2))
+    m = result["metrics"]
+    assert m["diverged"] is True and math.isnan(m["test_err"]) and math.isnan(m["train_err"])
+    assert m["epochs_run"] == 1
+
+
+def test_contrastive_run_end_to_end():
+    config = dict(BASE, method="LG-FG-A", objective="contrastive", augment="byol", crop_area_min=0.3,
+                  temperature=0.5, proj_dim=16, readout_lr=0.1, schedule="warmup_cosine", warmup_epochs=1,
+                  epochs=2)
+    m = training.train(config)["metrics"]
+    assert not m["diverged"] and math.isfinite(m["curves"]["train_loss"][-1])
+    assert m["test_err"] < 80.0  # the readout on contrastive features beats chance (90%)
+
+
+def test_full_imagenet_is_a_data_error_and_a_subset_trains():
+    with pytest.raises(DataError, match="imagenet"):
+        training.train(dict(BASE, dataset="imagenet", image_size=224, patch_grid=32))
+    # A subset (small scale; here the labelled synthetic stand-in) is decoded at the config's size.
+    out = training.train(dict(BASE, dataset="imagenet", data_source="synthetic", image_size=16, n_train=64,
+                              n_test=32, epochs=1))
+    assert out["data"]["kind"] == "synthetic" and 0.0 <= out["metrics"]["test_err"] <= 100.0
+
+
+def _fake_imagenet(root):
+    """root/imagenet/{train,val}/<wnid>/0.JPEG: the 1,000 class folders the data checks want, one
+    tiny flat-coloured image each (24x16, so crops and the eval resize do real work)."""
+    from PIL import Image
+
+    for label in range(1000):
+        wnid = f"n{1440764 + 7 * label:08d}"
+        colour = np.array([label % 250, 60 * (label // 250), 128], np.uint8)
+        for split in ("train", "val"):
+            d = root / "imagenet" / split / wnid
+            d.mkdir(parents=True)
+            Image.fromarray(np.broadcast_to(colour, (16, 24, 3))).save(d / "0.JPEG")
+    return str(root)
+
+
+def test_full_imagenet_streams_and_resumes(tmp_path):
+    from benchmarks import data
+
+    root = _fake_imagenet(tmp_path / "data")
+    source = data.resolve("imagenet", "full", root)["data_source"]
+    config = dict(BASE, dataset="imagenet", data_source=source, image_size=16, n_train=None, n_test=None,
+                  augment="byol", crop_area_min=0.3, epochs=2, batch_size=100, method="LG-FG-A")
+    # contrastive, one epoch: two decoded crops a batch (views 1 and 2)
+    one = training.train(dict(config, method="BP", objective="contrastive", temperature=0.5, proj_dim=16,
+                              readout_lr=0.1, epochs=1), data_root=root)
+    assert one["data"]["kind"] == "real" and not one["metrics"]["diverged"] and one["metrics"]["epochs_run"] == 1
+    assert math.isfinite(one["metrics"]["curves"]["train_loss"][0]) and 0 <= one["metrics"]["test_err"] <= 100
+
+    straight = training.train(config, data_root=root)  # supervised, two epochs
+    m = straight["metrics"]
+    assert straight["data"]["kind"] == "real" and "streamed" in straight["data"]["description"]
+    assert not m["diverged"] and m["epochs_run"] == 2
+    assert all(math.isfinite(v) for v in m["curves"]["train_loss"] + m["curves"]["test_err"] + [m["train_err"]])
+
+    def stop_after_first(epoch, **_):
+        if epoch == 1:
+            raise Interrupt
+
+    path = str(tmp_path / "ck.pkl")
+    with pytest.raises(Interrupt):
+        training.train(config, data_root=root, checkpoint=path, progress=stop_after_first)
+    resumed = training.train(config, data_root=root, checkpoint=path)
+    assert resumed["metrics"]["resumed"] == 1
+    assert resumed["metrics"]["curves"] == m["curves"] and resumed["metrics"]["train_err"] == m["train_err"]
