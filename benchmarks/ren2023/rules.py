@@ -252,8 +252,9 @@ def make_grad_fn(method: str, arch: Arch, objective: str = "supervised", tempera
     ctx = _Ctx(method, arch, objective, temperature, loss_impl)
     if method in BACKPROP_FAMILY:
         return _backprop_rule(ctx)
-    return {"DFA": _dfa_rule, "FG-W": _fgw_rule, "FG-A": _fga_rule,
-            "LG-FG-W": _lgfgw_rule, "LG-FG-A": _lgfga_rule}[method](ctx)
+    if method in ("FG-A", "LG-FG-A"):
+        return _activity_rule(ctx, local=method == "LG-FG-A")
+    return {"DFA": _dfa_rule, "FG-W": _fgw_rule, "LG-FG-W": _lgfgw_rule}[method](ctx)
 
 
 def _backprop_rule(ctx: _Ctx):
@@ -369,7 +370,9 @@ def _perturbations(arch: Arch, key, n):
     return [[next(it) for _ in blk] for blk in shapes]
 
 
-def _fga_rule(ctx: _Ctx):
+def _activity_rule(ctx: _Ctx, local: bool):
+    """FG-A (global loss) and LG-FG-A (local greedy: stop-gradient between blocks, each layer's
+    perturbation matched to its own block's replicated [N, P, G] losses)."""
     arch = ctx.arch
 
     def grads(params, feedback, batch, key):
@@ -379,40 +382,23 @@ def _fga_rule(ctx: _Ctx):
         zeros = jax.tree.map(jnp.zeros_like, u)
 
         def f(eps):
-            outs, sites = backbone(arch, params, batch["x"], stop_between_blocks=False, eps=eps)
+            outs, sites = backbone(arch, params, batch["x"], stop_between_blocks=local, eps=eps)
+            if local:
+                return ctx.local_replicated(params, outs, batch, outs2), (outs, sites)
             loss_vec = ctx.global_loss_vec(params, outs, batch, outs2)
             if not GLOBAL_FGA_SUMS_BATCH:
                 loss_vec = loss_vec / n
             return loss_vec, (outs, sites)
 
         _, d, (outs, sites) = jax.jvp(f, (zeros,), (u,), has_aux=True)
-        cot_a = [[d.reshape((n,) + (1,) * (ui.ndim - 1)) * ui * _relu_mask(s.a) for ui, s in zip(ub, sb)]
-                 for ub, sb in zip(u, sites)]
+        if local:  # d: one [N, P, G] array per block
+            scale = [[_match_groups(arch, s.kind, db) for s in sb] for sb, db in zip(sites, d)]
+        else:  # d: [N], one directional derivative per example
+            scale = [[d.reshape((n,) + (1,) * (ui.ndim - 1)) for ui in ub] for ub in u]
+        cot_a = [[c * ui * _relu_mask(s.a) for c, ui, s in zip(cb, ub, sb)]
+                 for cb, ub, sb in zip(scale, u, sites)]
         block_grads = site_param_grads(arch, params, sites, cot_a)
-        top, reported = ctx.top_grads(params, outs, batch, outs2, local=False)
-        return _merge(block_grads, top), {"loss": reported}
-
-    return grads
-
-
-def _lgfga_rule(ctx: _Ctx):
-    arch = ctx.arch
-
-    def grads(params, feedback, batch, key):
-        outs2 = ctx.view2_outputs(params, batch)
-        n = batch["x"].shape[0]
-        u = _perturbations(arch, key, n)
-        zeros = jax.tree.map(jnp.zeros_like, u)
-
-        def f(eps):
-            outs, sites = backbone(arch, params, batch["x"], stop_between_blocks=True, eps=eps)
-            return ctx.local_replicated(params, outs, batch, outs2), (outs, sites)
-
-        _, d, (outs, sites) = jax.jvp(f, (zeros,), (u,), has_aux=True)
-        cot_a = [[_match_groups(arch, s.kind, db) * ui * _relu_mask(s.a) for ui, s in zip(ub, sb)]
-                 for ub, sb, db in zip(u, sites, d)]
-        block_grads = site_param_grads(arch, params, sites, cot_a)
-        top, reported = ctx.top_grads(params, outs, batch, outs2, local=True)
+        top, reported = ctx.top_grads(params, outs, batch, outs2, local=local)
         return _merge(block_grads, top), {"loss": reported}
 
     return grads
