@@ -254,7 +254,9 @@ def make_grad_fn(method: str, arch: Arch, objective: str = "supervised", tempera
         return _backprop_rule(ctx)
     if method in ("FG-A", "LG-FG-A"):
         return _activity_rule(ctx, local=method == "LG-FG-A")
-    return {"DFA": _dfa_rule, "FG-W": _fgw_rule, "LG-FG-W": _lgfgw_rule}[method](ctx)
+    if method in ("FG-W", "LG-FG-W"):
+        return _weight_rule(ctx, local=method == "LG-FG-W")
+    return _dfa_rule(ctx)
 
 
 def _backprop_rule(ctx: _Ctx):
@@ -344,26 +346,6 @@ def _normal_like(key, tree):
     return jax.tree.unflatten(treedef, _normal_tree(key, [l.shape for l in leaves]))
 
 
-def _fgw_rule(ctx: _Ctx):
-    arch = ctx.arch
-
-    def grads(params, feedback, batch, key):
-        outs2 = ctx.view2_outputs(params, batch)
-        v = _normal_like(key, params["blocks"])
-
-        def f(blocks):
-            p = dict(params, blocks=blocks)
-            outs, _ = backbone(arch, p, batch["x"], stop_between_blocks=False)
-            return _mean(ctx.global_loss_vec(p, outs, batch, outs2)), outs
-
-        _, d, outs = jax.jvp(f, (params["blocks"],), (v,), has_aux=True)
-        block_grads = jax.tree.map(lambda t: d * t, v)
-        top, reported = ctx.top_grads(params, outs, batch, outs2, local=False)
-        return _merge(block_grads, top), {"loss": reported}
-
-    return grads
-
-
 def _perturbations(arch: Arch, key, n):
     shapes = site_shapes(arch, n)
     it = iter(_normal_tree(key, [s for blk in shapes for s in blk]))
@@ -404,7 +386,9 @@ def _activity_rule(ctx: _Ctx, local: bool):
     return grads
 
 
-def _lgfgw_rule(ctx: _Ctx):
+def _weight_rule(ctx: _Ctx, local: bool):
+    """FG-W (one global directional derivative for all block weights) and LG-FG-W (local greedy:
+    each output-group slice of a block's weights matched to that group's replicated losses)."""
     arch = ctx.arch
 
     def grads(params, feedback, batch, key):
@@ -413,25 +397,30 @@ def _lgfgw_rule(ctx: _Ctx):
 
         def f(blocks):
             p = dict(params, blocks=blocks)
-            outs, _ = backbone(arch, p, batch["x"], stop_between_blocks=True)
-            return ctx.local_replicated(p, outs, batch, outs2), outs
+            outs, _ = backbone(arch, p, batch["x"], stop_between_blocks=local)
+            if local:
+                return ctx.local_replicated(p, outs, batch, outs2), outs
+            return _mean(ctx.global_loss_vec(p, outs, batch, outs2)), outs
 
         _, d, outs = jax.jvp(f, (params["blocks"],), (v,), has_aux=True)
-        block_grads = []
-        for blk, (vb, db) in enumerate(zip(v, d)):
-            d_group = jnp.sum(db, axis=(0, 1))  # [G]: weights are shared by examples and patches
-            g = []
-            for kind, vl in zip(arch.layer_kinds(blk), vb):
-                if kind == "token":
-                    s = jnp.sum(d_group)
-                    g.append({"w": s * vl["w"], "b": s * vl["b"]})
-                elif kind == "dense":
-                    per_channel = jnp.repeat(d_group, arch.D)  # output channel c feeds group c // D
-                    g.append({"w": vl["w"] * per_channel, "b": vl["b"] * per_channel})
-                else:
-                    g.append({"w": vl["w"] * d_group[:, None, None], "b": vl["b"] * d_group[:, None]})
-            block_grads.append(g)
-        top, reported = ctx.top_grads(params, outs, batch, outs2, local=True)
+        if not local:
+            block_grads = jax.tree.map(lambda t: d * t, v)
+        else:
+            block_grads = []
+            for blk, (vb, db) in enumerate(zip(v, d)):
+                d_group = jnp.sum(db, axis=(0, 1))  # [G]: weights are shared by examples and patches
+                g = []
+                for kind, vl in zip(arch.layer_kinds(blk), vb):
+                    if kind == "token":
+                        s = jnp.sum(d_group)
+                        g.append({"w": s * vl["w"], "b": s * vl["b"]})
+                    elif kind == "dense":
+                        per_channel = jnp.repeat(d_group, arch.D)  # output channel c feeds group c // D
+                        g.append({"w": vl["w"] * per_channel, "b": vl["b"] * per_channel})
+                    else:
+                        g.append({"w": vl["w"] * d_group[:, None, None], "b": vl["b"] * d_group[:, None]})
+                block_grads.append(g)
+        top, reported = ctx.top_grads(params, outs, batch, outs2, local=local)
         return _merge(block_grads, top), {"loss": reported}
 
     return grads
