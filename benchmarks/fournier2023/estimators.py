@@ -140,3 +140,80 @@ def per_sample_shares(records, deltas) -> list[tuple[torch.Tensor, torch.Tensor]
         for name, share in fn(module, a.detach(), delta).items():
             out.append((getattr(module, name), share))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The same weight-space projection without materialising what it need not (the training path).
+# ``per_sample_shares`` + ``project_on_guess`` build B copies of every weight tensor for the target
+# and the guess, multiply, and sum. Only three things are needed: the per-sample dot t_i.g_i, the
+# per-sample norm ||g_i||^2, and sum_i c_i g_i with c_i = t_i.g_i / (||g_i||^2 + eps). The last is
+# the layer's ordinary weight gradient for output gradients c_i * delta_g_i (torch's own conv
+# weight-gradient kernel), no per-sample tensor. The dots and norms come either from per-sample
+# gradients (one unfold shared by target and guess) or, where a layer has few output positions P,
+# from P x P Gram matrices: t_i.g_i = sum_{p,q} (dt_p . dg_q)(x_p . x_q). tests/test_fournier_engine.py
+# checks both paths against per_sample_shares + project_on_guess.
+
+
+def _bdot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products of [B, ...] tensors without a [B, ...] temporary."""
+    b = u.shape[0]
+    return torch.bmm(u.reshape(b, 1, -1), v.reshape(b, -1, 1)).view(b)
+
+
+def _use_gram(n_out: int, n_in: int, positions: int) -> bool:
+    """Gram matrices cost P^2 (2 O + K) a sample against 2 O K P for two per-sample gradients."""
+    return positions * (2 * n_out + n_in) < 2 * n_out * n_in
+
+
+def conv_projected(conv: nn.Conv2d, a: torch.Tensor, t_delta: torch.Tensor, g_delta: torch.Tensor,
+                   eps: float = EPS, gram: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum_i c_i g_i as the weight's gradient, dots t_i.g_i [B]) for a bias-free groups=1 conv."""
+    if conv.bias is not None:
+        raise ValueError("conv_projected handles bias-free convolutions (the ResNet's)")
+    b = a.shape[0]
+    cols = F.unfold(a, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [B, K, P]
+    dt, dg = t_delta.flatten(2), g_delta.flatten(2)  # [B, O, P]
+    n_out, n_in, positions = dg.shape[1], cols.shape[1], cols.shape[2]
+    if gram if gram is not None else _use_gram(n_out, n_in, positions):
+        xx = torch.bmm(cols.transpose(1, 2), cols)  # [B, P, P]
+        dots = _bdot(torch.bmm(dt.transpose(1, 2), dg), xx)
+        norms = _bdot(torch.bmm(dg.transpose(1, 2), dg), xx)
+    else:
+        cols_t = cols.transpose(1, 2)
+        gs = torch.bmm(dg, cols_t)  # [B, O, K] per-sample guess gradients
+        dots = _bdot(torch.bmm(dt, cols_t), gs)
+        norms = _bdot(gs, gs)
+    coef = dots / (norms + eps)
+    # sum_i c_i g_i: the convolution's own weight-gradient kernel on the rescaled guess deltas.
+    grad = torch.nn.grad.conv2d_weight(a, conv.weight.shape, g_delta * coef.view(b, 1, 1, 1),
+                                       conv.stride, conv.padding, conv.dilation, conv.groups)
+    return grad, dots
+
+
+def bn_projected(bn: nn.BatchNorm2d, a: torch.Tensor, t_delta: torch.Tensor, g_delta: torch.Tensor,
+                 eps: float = EPS) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{'weight' | 'bias': (sum_i c_i g_i, dots [B])} for an affine BN2d in training mode."""
+    mean = a.mean((0, 2, 3), keepdim=True)
+    var = a.var((0, 2, 3), unbiased=False, keepdim=True)
+    x_hat = (a - mean) * torch.rsqrt(var + bn.eps)
+    out = {}
+    for name, t, g in (("weight", (t_delta * x_hat).sum((2, 3)), (g_delta * x_hat).sum((2, 3))),
+                       ("bias", t_delta.sum((2, 3)), g_delta.sum((2, 3)))):
+        dots = (t * g).sum(1)
+        out[name] = ((dots / (g.pow(2).sum(1) + eps)) @ g, dots)
+    return out
+
+
+def projected_on_guess(records, t_deltas, g_deltas, eps: float = EPS) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """[(parameter, sum_i c_i g_i, dots [B]), ...] for the recorded layers of one block: what
+    ``per_sample_shares`` and ``project_on_guess`` give, summed over the batch."""
+    out = []
+    for (module, a, _), dt, dg in zip(records, t_deltas, g_deltas):
+        a = a.detach()
+        if isinstance(module, nn.Conv2d):
+            grad, dots = conv_projected(module, a, dt, dg, eps)
+            out.append((module.weight, grad, dots))
+        else:
+            for name, (grad, dots) in bn_projected(module, a, dt, dg, eps).items():
+                out.append((getattr(module, name), grad, dots))
+    return out

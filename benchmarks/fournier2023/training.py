@@ -44,7 +44,9 @@ from benchmarks.torch_common import describe_device, pick_device, save_checkpoin
 from benchmarks.torch_common import evaluate as _evaluate
 from benchmarks.suite.errors import DataError
 
-from .estimators import LayerRecorder, RANDOM_GUESSES, directional, draw_random, estimate, per_sample_shares
+from .config import DATASETS as PAPER_DATASETS
+from .estimators import (LayerRecorder, RANDOM_GUESSES, directional, draw_random, estimate, per_sample_shares,
+                         projected_on_guess)
 from .models import SplitResNet, count_params, init_weights
 
 EVAL_BATCH = 500
@@ -259,13 +261,19 @@ class Stepper:
         if guess is not None:
             guess_deltas = torch.autograd.grad(out, layer_outs, guess, retain_graph=True)
         traced = [] if self.trace is not None else None
-        # One layer at a time: per-sample gradients of a wide layer are large (B x |W|).
-        for k, record in enumerate(records):
+        if guess_deltas is not None:
+            # Auxiliary guesses: sum_i c_i g_i without per-sample copies of the weights (estimators).
+            for p, grad, _ in projected_on_guess(records, target_deltas, guess_deltas):
+                self._set_grads([p], [grad])
+        # Random guesses (and, when tracing, every guess): per-sample gradients, one layer at a time
+        # because those of a wide layer are large (B x |W|).
+        for k, record in enumerate(records if guess_deltas is None or traced is not None else []):
             targets = per_sample_shares([record], [target_deltas[k]])
             guesses = per_sample_shares([record], [guess_deltas[k]]) if guess_deltas is not None else \
                 [(p, draw_random(self.guess, t.shape, t.device, t.dtype)) for p, t in targets]
             for (p, t), (_, g) in zip(targets, guesses):
-                self._set_grads([p], [estimate(t, g, self.guess, self.projection).sum(0)])
+                if guess_deltas is None:
+                    self._set_grads([p], [estimate(t, g, self.guess, self.projection).sum(0)])
                 if traced is not None:
                     traced.append((p, directional(t, g), g))
         if traced is not None:
@@ -329,8 +337,11 @@ def load_split(config: dict, data_root: str | None):
         raise DataError(f"dataset '{name}' has no loader in benchmarks.data yet (known: "
                         f"{', '.join(data.DATASETS)}); run the tables that use it once its loader exists, "
                         f"or pick another dataset")
+    # Only folder datasets (Imagenette) are decoded to a size; fixed-size arrays (CIFAR, MNIST, ...)
+    # load at their native side and ``Batches.prep`` downsamples them when image_size is smaller.
+    decoded_size = config.get("image_size") if PAPER_DATASETS.get(name, {}).get("side", 0) is None else None
     return data.load(name, config["data_source"], data_root, n_train=config.get("n_train"),
-                     n_test=config.get("n_test"), image_size=config.get("image_size"))
+                     n_test=config.get("n_test"), image_size=decoded_size)
 
 
 def train(config: dict, *, data_root: str | None = None, progress=None, checkpoint: str | None = None) -> dict:
