@@ -3,6 +3,7 @@ evaluation and atomic checkpoints. Imports torch; the framework-free core never 
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -33,6 +34,16 @@ def evaluate(net, split, batch_size: int) -> tuple[float, float]:
     net.train(was_training)
     n = len(split)
     return 100.0 * correct / n, loss_sum / n
+
+
+def final_metrics(net, train_set, curves: dict, diverged: bool, batch_size: int) -> dict:
+    """End-of-run accuracies: the last epoch's test numbers and a fresh pass over the training set;
+    a diverged run (NaN loss) reports NaN accuracies and ``diverged``, which is a result, not a failure."""
+    if diverged:
+        return {"test_acc": math.nan, "train_acc": math.nan, "diverged": True}
+    train_acc, train_loss = evaluate(net, train_set, batch_size)
+    return {"test_acc": curves["test_acc"][-1], "test_loss": curves["test_loss"][-1],
+            "train_acc": train_acc, "train_loss": train_loss}
 
 
 def save_checkpoint(path: str, state: dict) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import data
-from benchmarks.torch_common import describe_device, pick_device, save_checkpoint
+from benchmarks.torch_common import describe_device, final_metrics, pick_device, save_checkpoint
 from benchmarks.torch_common import evaluate as _evaluate
 
 from .models import build, count_params, hidden_sizes
@@ -142,12 +142,7 @@ def train(config: dict, *, data_root: str | None = None, progress=None, checkpoi
         if progress is not None:
             progress(epoch=epoch, epochs=epochs, train_loss=train_loss, test_acc=test_acc)
 
-    if diverged:
-        metrics = {"test_acc": math.nan, "train_acc": math.nan, "diverged": True}
-    else:
-        train_acc, final_train_loss = evaluate(net, train_set)
-        metrics = {"test_acc": curves["test_acc"][-1], "test_loss": curves["test_loss"][-1],
-                   "train_acc": train_acc, "train_loss": final_train_loss}
+    metrics = final_metrics(net, train_set, curves, diverged, EVAL_BATCH)
     metrics["test_err"] = 100.0 - metrics["test_acc"]
     metrics["train_err"] = 100.0 - metrics["train_acc"]
     metrics.update(curves=curves, n_params=count_params(net),

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import data
-from benchmarks.torch_common import describe_device, pick_device, save_checkpoint
+from benchmarks.torch_common import describe_device, final_metrics, pick_device, save_checkpoint
 from benchmarks.torch_common import evaluate as _evaluate
 from benchmarks.suite.errors import DataError
 
@@ -265,17 +265,20 @@ class Stepper:
             # Auxiliary guesses: sum_i c_i g_i without per-sample copies of the weights (estimators).
             for p, grad, _ in projected_on_guess(records, target_deltas, guess_deltas):
                 self._set_grads([p], [grad])
-        # Random guesses (and, when tracing, every guess): per-sample gradients, one layer at a time
-        # because those of a wide layer are large (B x |W|).
-        for k, record in enumerate(records if guess_deltas is None or traced is not None else []):
-            targets = per_sample_shares([record], [target_deltas[k]])
-            guesses = per_sample_shares([record], [guess_deltas[k]]) if guess_deltas is not None else \
-                [(p, draw_random(self.guess, t.shape, t.device, t.dtype)) for p, t in targets]
-            for (p, t), (_, g) in zip(targets, guesses):
-                if guess_deltas is None:
-                    self._set_grads([p], [estimate(t, g, self.guess, self.projection).sum(0)])
-                if traced is not None:
+            for k, record in enumerate(records if traced is not None else []):
+                # Tracing (tests): the per-sample guesses themselves, checked against forward-mode AD.
+                for (p, t), (_, g) in zip(per_sample_shares([record], [target_deltas[k]]),
+                                          per_sample_shares([record], [guess_deltas[k]])):
                     traced.append((p, directional(t, g), g))
+        else:
+            # Random guesses are drawn per sample: per-sample gradients, one layer at a time because
+            # those of a wide layer are large (B x |W|).
+            for k, record in enumerate(records):
+                for p, t in per_sample_shares([record], [target_deltas[k]]):
+                    g = draw_random(self.guess, t.shape, t.device, t.dtype)
+                    self._set_grads([p], [estimate(t, g, self.guess, self.projection).sum(0)])
+                    if traced is not None:
+                        traced.append((p, directional(t, g), g))
         if traced is not None:
             self.trace[j] = traced
         return got[-1] if want_chain else None
@@ -339,7 +342,8 @@ def load_split(config: dict, data_root: str | None):
                         f"or pick another dataset")
     # Only folder datasets (Imagenette) are decoded to a size; fixed-size arrays (CIFAR, MNIST, ...)
     # load at their native side and ``Batches.prep`` downsamples them when image_size is smaller.
-    decoded_size = config.get("image_size") if PAPER_DATASETS.get(name, {}).get("side", 0) is None else None
+    decoded = name in PAPER_DATASETS and PAPER_DATASETS[name]["side"] is None
+    decoded_size = config.get("image_size") if decoded else None
     return data.load(name, config["data_source"], data_root, n_train=config.get("n_train"),
                      n_test=config.get("n_test"), image_size=decoded_size)
 
@@ -399,12 +403,7 @@ def train(config: dict, *, data_root: str | None = None, progress=None, checkpoi
         if progress is not None:
             progress(epoch=epoch, epochs=epochs, train_loss=train_loss, test_acc=test_acc)
 
-    if diverged:
-        metrics = {"test_acc": math.nan, "train_acc": math.nan, "diverged": True}
-    else:
-        train_acc, final_train_loss = evaluate(net, train_set)
-        metrics = {"test_acc": curves["test_acc"][-1], "test_loss": curves["test_loss"][-1],
-                   "train_acc": train_acc, "train_loss": final_train_loss}
+    metrics = final_metrics(net, train_set, curves, diverged, EVAL_BATCH)
     metrics.update(curves=curves, n_params=count_params(net.blocks) + count_params(net.head),
                    n_aux_params=count_params(net.aux) if net.aux is not None else 0,
                    epochs_run=len(curves["epoch"]), resumed=resumed)
