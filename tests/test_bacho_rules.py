@@ -297,3 +297,76 @@ def test_a_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_on
     assert resumed["resumed"] == 1 and resumed["curves"]["epoch"] == [1, 2, 3, 4]
     assert resumed["curves"]["test_acc"] == whole["curves"]["test_acc"]
     assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- fidelity variant keys
+
+def test_fga_output_exact_trains_the_output_layer_by_its_true_gradient_and_perturbs_hidden_only():
+    """Algorithm 3 (``fga_output=exact``): the logits carry no perturbation of their own, the output
+    layer's gradient is exact, and the hidden estimate stays unbiased. Eq. 4's form (default)
+    perturbs the logits, so its output-layer gradient is an estimate, not the true one."""
+    net = tiny_fc()
+    x, y = batch((6,))
+    out_params = list(net.out.parameters())
+    ref = true_grads(net, x, y, out_params)
+    exact = make_rule("FG-A", net, 3, x, {"fga_output": "exact"})
+    torch.manual_seed(3)
+    _, _, _, us = exact.directional(x, y)
+    assert len(us) == len(net.blocks)  # no perturbation at the logits
+    net.zero_grad(set_to_none=True)
+    exact.step(x, y)
+    assert all(torch.allclose(p.grad, r, atol=1e-6) for p, r in zip(out_params, ref))
+    eq4 = make_rule("FG-A", net, 3, x, {})
+    torch.manual_seed(3)
+    assert len(eq4.directional(x, y)[3]) == len(net.blocks) + 1
+    net.zero_grad(set_to_none=True)
+    eq4.step(x, y)
+    assert not torch.allclose(net.out.weight.grad, ref[0], atol=1e-3)
+    hidden = list(net.blocks.parameters())
+    g = torch.cat([t.flatten() for t in true_grads(net, x, y, hidden)]).double()
+    torch.manual_seed(12)
+    assert_unbiased(mc_samples(exact, hidden, x, y, 4000), g)
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_fdfa_projects_the_error_through_b_after_or_before_its_update(order):
+    """Alg. 1 (``before``) projects e through the updated B_l; the authors' code (``after``) through the
+    B_l the step started with, and updates it afterwards. Same B update either way."""
+    net = tiny_fc()
+    x, y = batch((6,))
+    rule = make_rule("FDFA", net, 3, x, {"fdfa_feedback_update": order})
+    rule.feedback_opt = torch.optim.SGD(rule.feedback_params(), lr=0.5)
+    with torch.no_grad():
+        for b in rule.B:
+            b.normal_()
+    b_old = [b.detach().clone() for b in rule.B]
+    torch.manual_seed(9)
+    _, us, logits, d = rule.directional(x)
+    b_new = [b0 - 0.5 * (b0 - d.t() @ u.flatten(1) / x.shape[0]) for b0, u in zip(b_old, us)]
+    e = rule._output_error(logits, y)
+    torch.manual_seed(9)
+    net.zero_grad(set_to_none=True)
+    rule.step(x, y)
+    assert all(torch.allclose(b.detach(), bn, atol=1e-6) for b, bn in zip(rule.B, b_new))
+    used = b_new if order == "before" else b_old
+    other = b_old if order == "before" else b_new
+    # The last hidden layer's weight gradient is (e B_l * relu') ^T h_{l-1}.
+    h1 = net.blocks[0](x).detach()
+    pre = net.blocks[1][0](h1)
+    for B, should in ((used, True), (other, False)):
+        delta = (e @ B[1]) * (pre > 0)
+        assert torch.allclose(net.blocks[1][0].weight.grad, delta.t() @ h1, atol=1e-6) is should
+
+
+def test_one_pool_cnn_is_the_authors_conv_mnist_net():
+    """``cnn_pools=1`` with batch norm: conv5(15)-BN-ReLU, conv5(40)-BN-ReLU, pool, fc(4000->128)-BN-ReLU,
+    fc(128->10), the parameter count of networks/conv_mnist.py (529,214), and its unpooled second layer."""
+    net = build({"method": "BP", "arch": "cnn", "dataset": "mnist", "cnn_pools": 1, "batchnorm": True})
+    assert hidden_sizes(net, torch.zeros(2, 1, 28, 28)) == [15 * 24 * 24, 40 * 20 * 20, 128]
+    total = sum(p.numel() for p in net.parameters())
+    assert total == (15 * 25 + 15) + 2 * 15 + (40 * 15 * 25 + 40) + 2 * 40 + (4000 * 128 + 128) + 2 * 128 + (128 * 10 + 10)
+    assert total == 529214
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in net.modules()) == 1
+    # The text's two-pool net with batch norm also normalises its fc layer (the `bn` of every variant).
+    two = build({"method": "BP", "arch": "cnn", "dataset": "mnist", "batchnorm": True})
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in two.modules()) == 1

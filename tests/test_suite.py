@@ -194,7 +194,7 @@ def test_cli_smoke_end_to_end_resume_and_retry(tmp_path):
 
 def test_cli_report_only_dry_run_list_and_export(tmp_path):
     out = cli("--list")
-    assert out.returncode == 0 and "bacho2024/tableB6" in out.stdout and "60/180/600" in out.stdout
+    assert out.returncode == 0 and "bacho2024/tableB6" in out.stdout and "60/180/-/600" in out.stdout
     dry = cli("--tables", "bacho2024/table3", "--scale", "full", "--dry-run", "--data-root", str(tmp_path),
               "--results-dir", str(tmp_path / "r"))
     # Full scale needs the real datasets: a clear error, not a silent stand-in.

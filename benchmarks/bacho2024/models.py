@@ -11,7 +11,8 @@ Choices the paper leaves open (each with its source):
   without BN parameters; the paper adds BN "after each convolutional layer of AlexNet" only
   (Appendix A). The authors' code puts BN in FC layers too; ``batchnorm=True`` reproduces that.
 - Shallow CNN: 15C5-P2-40C5-P2-128-10 as printed in Table 2 (two pools, no padding); the
-  authors' code has one pool only.
+  authors' code has one pool only (``cnn_pools=1``, the ``code`` variant). With ``batchnorm`` the
+  fully connected hidden layer gets BN too, as fc1 has in the code.
 - AlexNet: torchvision's AlexNet layout, BN after each conv, no dropout, no BN in FC layers (the
   paper names convs only); its hidden blocks end after pool1, pool2, conv3, conv4, pool5 +
   average pool + flatten, fc1 and fc2, where the authors' code attaches its feedback hooks.
@@ -135,13 +136,24 @@ def build(config: dict) -> LayeredNet:
     elif arch == "cnn":
         m = float(config.get("width_mult", 1.0))
         c1, c2, fc = max(1, round(15 * m)), max(1, round(40 * m)), max(1, round(128 * m))
-        s1 = (h - 4) // 2
-        s2 = (s1 - 4) // 2
-        blocks = [_conv_block(c, c1, 5, batchnorm=bn, pool=nn.MaxPool2d(2)),
-                  _conv_block(c1, c2, 5, batchnorm=bn, pool=nn.MaxPool2d(2)),
-                  _mlp_block(c2 * s2 * s2, fc, batchnorm=False, flatten=True)]
+        if int(config.get("cnn_pools", 2)) == 2:  # 15C5-P2-40C5-P2-128-10 as Table 2 prints it
+            s1 = (h - 4) // 2
+            s2 = (s1 - 4) // 2
+            blocks = [_conv_block(c, c1, 5, batchnorm=bn, pool=nn.MaxPool2d(2)),
+                      _conv_block(c1, c2, 5, batchnorm=bn, pool=nn.MaxPool2d(2)),
+                      _mlp_block(c2 * s2 * s2, fc, batchnorm=bn, flatten=True)]
+            feats = [c1 * s1 * s1, c2 * s2 * s2, fc]
+        else:
+            # The authors' conv_mnist.py / conv_cifar10.py: conv-conv, ONE 2x2 pool after the second
+            # conv's feedback hook, so y_2 is the unpooled 40-channel map and fc1 reads 40*10*10
+            # (MNIST) inputs; BN after both convs and fc1 where batchnorm is on.
+            s1 = h - 4
+            s2 = s1 - 4
+            blocks = [_conv_block(c, c1, 5, batchnorm=bn),
+                      _conv_block(c1, c2, 5, batchnorm=bn),
+                      nn.Sequential(nn.MaxPool2d(2), *_mlp_block(c2 * (s2 // 2) ** 2, fc, batchnorm=bn, flatten=True))]
+            feats = [c1 * s1 * s1, c2 * s2 * s2, fc]
         out = Linear(fc, n_classes)
-        feats = [c1 * s1 * s1, c2 * s2 * s2, fc]
     elif arch == "alexnet":
         m = float(config.get("width_mult", 1.0))
         ch = [max(1, round(v * m)) for v in (64, 192, 384, 256, 256)]

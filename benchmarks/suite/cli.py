@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import registry, runner
 from .errors import UserError
-from .spec import SCALES, expand, published_rows
+from .spec import ALL_VARIANTS, PAPER, SCALES, expand, published_rows
 
 EXAMPLES = """\
 examples:
@@ -23,6 +23,9 @@ examples:
   python run_all.py --tables bacho2024/table1 --rows FDFA --seeds 3   rerun one method
   python run_all.py --report-only --scale small       rebuild reports from results/ only
   python run_all.py --export-published published.csv  every published number as CSV
+  python run_all.py --tables bacho2024/table1 --scale screen --variant all --data-root DIR
+                                                      screen every fidelity variant (full data, 20 epochs)
+  python run_all.py --tables bacho2024/table1 --scale full --variant code --seeds 3 --data-root DIR
 
 Runs already recorded as ok (or diverged) are skipped, failed ones are retried: rerunning the same
 command resumes. Records: <results-dir>/<scale>/<paper>/<table>/<run_id>.json. Reports:
@@ -49,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tables to run, e.g. bacho2024/table1, or a paper prefix like bacho2024 (default: all)")
     p.add_argument("--scale", choices=SCALES, default="smoke",
                    help="smoke: seconds a cell, pipeline check (default); small: real data, reduced "
-                        "epochs/seeds, shows trends on a CPU; full: the paper's protocol")
+                        "epochs/seeds, shows trends on a CPU; screen: full data, the paper's schedule cut "
+                        "short, one seed, to choose between fidelity variants (tables with variants only); "
+                        "full: the paper's protocol")
+    p.add_argument("--variant", metavar="NAME",
+                   help=f"fidelity variant: '{PAPER}' (the paper's text), a table's named variants (e.g. "
+                        f"'code': the authors' repository; `--list` shows them), or '{ALL_VARIANTS}'. A named "
+                        f"variant runs only the cells it changes. Default: each row's chosen variant")
     p.add_argument("--executor", default="local",
                    help="where runs execute: local (in this process, default) or slurm (job arrays "
                         "through submitit; needs --slurm-profile)")
@@ -104,6 +113,10 @@ def _main(args) -> int:
     from .executors import get_executor
 
     specs = registry.select_tables(args.tables)
+    if args.variant is not None:
+        if not args.variant.strip():
+            raise UserError(f"--variant needs a name ('{PAPER}', '{ALL_VARIANTS}' or a table's variant; see --list)")
+        runner.tables_with_variant(specs, args.variant)  # unknown name: exit 2 listing the variants
     if args.export_published:
         return _export_published(specs, args.export_published)
     if args.list:
@@ -116,7 +129,8 @@ def _main(args) -> int:
     # Fail on a bad executor or SLURM profile before any work.
     executor = get_executor(args.executor, slurm_profile=args.slurm_profile, wait=args.wait)
     data_root = data.data_root_from(args.data_root)
-    runs = runner.plan(specs, args.scale, data_root=data_root, seeds=args.seeds, rows=args.rows, cols=args.cols)
+    runs = runner.plan(specs, args.scale, data_root=data_root, seeds=args.seeds, rows=args.rows, cols=args.cols,
+                       variant=args.variant)
     if args.status:
         return _status(runs, args)
     todo, done = runner.split_done(runs, args.results_dir)
@@ -164,7 +178,7 @@ def _report(specs, args) -> int:
 
     runner_commit, _ = runner.git_state()
     written = []
-    for spec in specs:
+    for spec in runner.tables_with_scale(specs, args.scale):
         written += report.render_table(spec, args.scale, args.results_dir, args.reports_dir, commit=runner_commit)
     index = report.render_index(registry.all_tables(), args.results_dir, args.reports_dir)
     md = [str(p) for p in written if str(p).endswith(".md")]
@@ -173,11 +187,21 @@ def _report(specs, args) -> int:
 
 
 def _list(specs) -> int:
-    print(f"{'table':24} {'cells':>5} {'published':>9}  runs smoke/small/full  title")
+    print(f"{'table':24} {'cells':>5} {'published':>9}  runs smoke/small/screen/full  title")
     for s in specs:
         n_pub = sum(len(c.published) for c in s.cells)
-        counts = "/".join(str(len(expand(s, sc))) for sc in SCALES)
-        print(f"{s.id:24} {len(s.cells):5d} {n_pub:9d}  {counts:>20}  {s.title}")
+        counts = "/".join(str(len(expand(s, sc))) if sc in s.scales else "-" for sc in SCALES)
+        print(f"{s.id:24} {len(s.cells):5d} {n_pub:9d}  {counts:>27}  {s.title}")
+    with_variants = [s for s in specs if s.variants]
+    if with_variants:
+        print("\nfidelity variants (--variant NAME; 'paper' is the text, the baseline; '*' marks rows' defaults):")
+        for s in with_variants:
+            chosen = {s.chosen_variant(r) for r in s.rows}
+            print(f"  {s.id}:")
+            print(f"    {PAPER + ('*' if PAPER in chosen else ''):12} the paper's text")
+            for v in s.variants:
+                cells = len(expand(s, "full", seeds=1, variant=v.name))
+                print(f"    {v.name + ('*' if v.name in chosen else ''):12} {v.summary} ({cells} of {len(s.cells)} cells)")
     return 0
 
 
@@ -198,13 +222,13 @@ def _dry_run(todo, done, args, executor) -> int:
     done_ids = {(r["table"], r["run_id"]) for r in done}
     print(f"scale {args.scale}, executor {args.executor}: {len(todo) + len(done)} runs, "
           f"{len(done)} already recorded, {len(todo)} to run")
-    print(f"{'table':22} {'row':10} {'col':14} {'seed':>4}  {'run_id':12}  {'data':11} status")
+    print(f"{'table':22} {'row':10} {'col':14} {'seed':>4}  {'variant':10} {'run_id':12}  {'data':11} status")
     twins = {(r["table"], r["run_id"]) for r in todo if runner.finished_twin(args.results_dir, r)}
     seconds -= runner.estimate_seconds([r for r in todo if (r["table"], r["run_id"]) in twins])
-    for r in sorted(todo + done, key=lambda r: (r["table"], r["row"], r["col"], r["seed"])):
+    for r in sorted(todo + done, key=lambda r: (r["table"], r["row"], r["col"], r.get("variant", PAPER), r["seed"])):
         key = (r["table"], r["run_id"])
         status = "done" if key in done_ids else "reuse (same run in another table)" if key in twins else "to run"
-        print(f"{r['table']:22} {r['row']:10} {r['col']:14} {r['seed']:4d}  {r['run_id']:12}  "
+        print(f"{r['table']:22} {r['row']:10} {r['col']:14} {r['seed']:4d}  {r.get('variant', PAPER):10} {r['run_id']:12}  "
               f"{r['config'].get('data_source') or 'simulated':11} {status}")
     print(f"estimated cost of the runs to do: {_fmt_duration(seconds)} on this machine's CPU "
           f"(rough, from model size, data size and epochs)")

@@ -29,7 +29,10 @@ class LocalExecutor(Executor):
         records = []
         for run in runs:
             progress.start_run(run)
-            rec = execute_run(run, results_dir, data_root=data_root, progress=progress.epoch)
+            # Checkpoints every epoch beyond smoke scale (smoke runs take seconds): a run interrupted
+            # (Ctrl-C, kill, a lost session) resumes from its last finished epoch when rerun.
+            rec = execute_run(run, results_dir, data_root=data_root, progress=progress.epoch,
+                              checkpoint=run["scale"] != "smoke")
             progress.end_run(rec)
             records.append(rec)
         return records

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .spec import SCALES, Published, TableSpec, expand, run_id
+from .spec import PAPER, SCALES, Published, TableSpec, expand, run_id, variant_changes
 from .store import iter_records
 
 MARKS = {True: "✓", False: "✗", None: ""}
@@ -43,13 +43,23 @@ def _cell_key(config: dict) -> str:
     return run_id({k: v for k, v in config.items() if k not in ("seed", "data_source")})
 
 
-def _load(spec: TableSpec, results_dir, scale: str) -> tuple[list[dict], int]:
-    """The table's records at a scale whose config is a current cell's, and how many stale ones
-    (an older spec or scale definition) were skipped."""
-    current = {_cell_key(r["config"]) for r in expand(spec, scale, seeds=1)}
+def _load(spec: TableSpec, results_dir, scale: str, variant: str | None = None) -> tuple[list[dict], int]:
+    """The table's records at a scale whose config is a current cell's under ``variant`` (None: each
+    row's chosen variant), and how many records were skipped (an older spec or scale definition;
+    another variant's records are not counted as skipped). A record's config names its variant, so
+    records of different variants never share a cell."""
+    current = {(r["row"], r["col"], _cell_key(r["config"])) for r in expand(spec, scale, seeds=1, variant=variant)}
+    any_variant = {(r["row"], r["col"], _cell_key(r["config"]))
+                   for r in expand(spec, scale, seeds=1, variant="all")}
     recs = list(iter_records(results_dir, scale, spec.id))
-    kept = [r for r in recs if _in_spec(spec, r) and _cell_key(r.get("config") or {}) in current]
-    return kept, len(recs) - len(kept)
+    kept, stale = [], 0
+    for r in recs:
+        key = (r.get("row"), r.get("col"), _cell_key(r.get("config") or {}))
+        if _in_spec(spec, r) and key in current:
+            kept.append(r)
+        elif not (_in_spec(spec, r) and key in any_variant):
+            stale += 1
+    return kept, stale
 
 
 def _number(x: Any) -> float | None:
@@ -225,11 +235,33 @@ def _commits(records: list[dict]) -> str:
     return ", ".join(sorted(c)) or "none"
 
 
-def _header_lines(spec, scale, records, n_stale, commit) -> list[str]:
-    """Header facts shared by md and tex: protocol, data, runs, commits."""
+def variant_line(spec: TableSpec, variant: str | None) -> str | None:
+    """Which fidelity variant a report shows; None for a table without variants."""
+    if not spec.variants:
+        return None
+    if variant is None:
+        picks: dict[str, list[str]] = {}
+        for row in spec.rows:
+            picks.setdefault(spec.chosen_variant(row), []).append(row)
+        if list(picks) == [PAPER]:
+            return f"Variant: {PAPER} (the paper's text) in every row; other variants: {', '.join(spec.variant_names[1:])}"
+        return "Variants (the default each row's evidence chose): " + "; ".join(
+            f"{name} for {', '.join(rows)}" for name, rows in picks.items())
+    if variant == PAPER:
+        return f"Variant: {PAPER} (the paper's text)"
+    return f"Variant: {variant} ({spec.variant(variant).summary}); cells it leaves as the text has them are not repeated here"
+
+
+def _header_lines(spec, scale, records, n_stale, commit, variant: str | None = None) -> list[str]:
+    """Header facts shared by md and tex: protocol, variant, data, runs, commits."""
     count = {s: sum(r.get("status") == s for r in records) for s in ("ok", "diverged", "failed")}
     lines = [f"Source: {spec.source}", f"Scale: {scale} - {spec.scales[scale].note}"]
-    if scale != "full":
+    if (vl := variant_line(spec, variant)) is not None:
+        lines.append(vl)
+    if scale == "screen":
+        lines.append("This is a SCREEN of fidelity variants (full data, the paper's schedule cut short, one "
+                     "seed): it chooses between variants and is NOT a reproduction.")
+    elif scale != "full":
         lines.append(f"At scale '{scale}' the numbers are NOT a reproduction of the paper's protocol.")
     lines += [f"Data: {d}" for d in _data_lines(records)] or ["Data: no records"]
     lines.append(f"Runs: {count['ok']} ok / {count['diverged']} diverged / {count['failed']} failed"
@@ -253,12 +285,13 @@ def _write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
-def _markdown(spec, scale, records, n_stale, commit, stats, summary) -> str:
+def _markdown(spec, scale, records, n_stale, commit, stats, summary, variant=None) -> str:
     md = lambda s: s.replace("|", "\\|")  # noqa: E731 - a '|' would split a table cell
-    out = [f"# {spec.id}: {spec.title}", ""]
+    title = f"# {spec.id}: {spec.title}" + ("" if variant is None else f" (variant {variant})")
+    out = [title, ""]
     if _synthetic(records):
         out += [f"**{SYNTHETIC_LINE}**", ""]
-    out += [f"- {line}" for line in _header_lines(spec, scale, records, n_stale, commit)]
+    out += [f"- {line}" for line in _header_lines(spec, scale, records, n_stale, commit, variant)]
     out += ["", "Each cell: ours `mean ± std (n seeds)` vs published as printed; ✓ within 2 published std "
             "(1 point where the paper gives no std), ✗ outside, blank when not comparable.", ""]
     header, body = _grid(spec, stats)
@@ -304,11 +337,11 @@ def _tex_escape(s: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in s)
 
 
-def _latex(spec, scale, records, n_stale, commit, stats, summary) -> str:
+def _latex(spec, scale, records, n_stale, commit, stats, summary, variant=None) -> str:
     out = [f"% {spec.id}: {spec.title}"]
     if _synthetic(records):
         out.append(f"% {SYNTHETIC_LINE}")
-    out += [f"% {line}" for line in _header_lines(spec, scale, records, n_stale, commit)]
+    out += [f"% {line}" for line in _header_lines(spec, scale, records, n_stale, commit, variant)]
     out.append(f"% cells run {summary['run']}/{summary['cells']}, agreeing {summary['agreeing']}/"
                f"{summary['comparable']}; Spearman rho: {_fmt_rho(summary, spec)}")
     out.append(r"% needs \usepackage{amssymb} for \checkmark")
@@ -340,7 +373,7 @@ def _curves(spec, records) -> tuple[str | None, dict]:
     return key, {k: pd.concat(v).groupby(level=0).mean() for k, v in parts.items()}
 
 
-def _png(spec, scale, records, stats) -> bytes:
+def _png(spec, scale, records, stats, variant=None) -> bytes:
     """Scatter ours vs published (left); mean test curves per method, one subplot per column (right)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -356,7 +389,7 @@ def _png(spec, scale, records, stats) -> bytes:
     fig = Figure(figsize=(6.5 + 4.2 * gc, max(5.5, 3.4 * gr)), layout="constrained")
     FigureCanvasAgg(fig)
     synthetic = _synthetic(records)
-    fig.suptitle(f"{spec.id}: {spec.title}\nscale: {scale}"
+    fig.suptitle(f"{spec.id}: {spec.title}\nscale: {scale}" + ("" if variant is None else f", variant {variant}")
                  + ("  —  SYNTHETIC DATA, not a reproduction" if synthetic else ""),
                  color="red" if synthetic else "black", fontsize=11)
     left, right = fig.subfigures(1, 2, width_ratios=[6.5, 4.2 * gc]) if ccols else (fig, None)
@@ -415,11 +448,33 @@ def _png(spec, scale, records, stats) -> bytes:
 # ----------------------------------------------------------------------------- public entry points
 
 def render_table(spec: TableSpec, scale: str, results_dir, reports_dir, commit: str) -> list[Path]:
-    """Write ``<reports>/<scale>/<paper>/<table>.{md,csv,tex,png}`` from the records; return the paths."""
-    if scale not in spec.scales:
+    """Write ``<reports>/<scale>/<paper>/<table>.{md,csv,tex,png}`` from the records; return the paths.
+
+    For a table with fidelity variants also, per variant with records, ``<table>.<variant>.*`` (that
+    variant's records only) and ``<table>.fidelity.{md,csv}`` (every variant beside the published
+    number, cell by cell). The plain ``<table>.*`` shows each row's chosen variant.
+    """
+    if scale not in SCALES:
         raise UserError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
-    records, n_stale = _load(spec, results_dir, scale)
+    if scale not in spec.scales:
+        return []
     base = Path(reports_dir) / scale / spec.paper / spec.table
+    paths = _render_one(spec, scale, results_dir, base, commit, variant=None)
+    if spec.kind == "figure" or not spec.variants:
+        return paths
+    per_variant = {name: _load(spec, results_dir, scale, name)[0] for name in spec.variant_names}
+    if not any(per_variant[name] for name in spec.variant_names[1:]):
+        return paths  # only the text's variant has run: the plain report says it all
+    for name, records in per_variant.items():
+        if records:
+            paths += _render_one(spec, scale, results_dir, base.with_name(f"{base.name}.{name}"), commit, variant=name)
+    if any(per_variant.values()):
+        paths += _write_all(base.with_name(f"{base.name}.fidelity"), fidelity_outputs(spec, scale, per_variant, commit))
+    return paths
+
+
+def _render_one(spec, scale, results_dir, base: Path, commit: str, variant: str | None) -> list[Path]:
+    records, n_stale = _load(spec, results_dir, scale, variant)
     if spec.kind == "figure":
         from . import figure_report
 
@@ -427,14 +482,113 @@ def render_table(spec: TableSpec, scale: str, results_dir, reports_dir, commit: 
                                         SYNTHETIC_LINE if _synthetic(records) else None)
         return _write_all(base, outputs)
     stats = cell_stats(spec, records)
+    if variant is not None:  # only the cells this variant runs (a named variant skips the cells it leaves alone)
+        cells = {(r["row"], r["col"]) for r in expand(spec, scale, seeds=1, variant=variant)}
+        stats = {k: v for k, v in stats.items() if k in cells}
     summary = _summary(spec, stats)
     outputs = {
-        ".md": _markdown(spec, scale, records, n_stale, commit, stats, summary),
+        ".md": _markdown(spec, scale, records, n_stale, commit, stats, summary, variant),
         ".csv": _csv(spec, stats),
-        ".tex": _latex(spec, scale, records, n_stale, commit, stats, summary),
-        ".png": _png(spec, scale, records, stats),
+        ".tex": _latex(spec, scale, records, n_stale, commit, stats, summary, variant),
+        ".png": _png(spec, scale, records, stats, variant),
     }
     return _write_all(base, outputs)
+
+
+FIDELITY_CSV_COLUMNS = ("row", "col", "metric", "variant", "changes", "ours_mean", "ours_std", "ours_n",
+                        "published_value", "published_std", "agrees", "distance", "closest", "chosen")
+
+
+def fidelity_stats(spec: TableSpec, scale: str, per_variant: dict[str, list[dict]]) -> dict:
+    """Per cell and metric: {variant: stats or None when the variant leaves the cell as the text has
+    it}, plus which variant lands closest to the published mean."""
+    runs_of = {name: {(r["row"], r["col"]) for r in expand(spec, scale, seeds=1, variant=name)}
+               for name in spec.variant_names}
+    stats_of = {name: cell_stats(spec, recs) for name, recs in per_variant.items()}
+    out = {}
+    for (row, col) in stats_of[PAPER]:
+        for m in spec.metrics:
+            p = spec.cell(row, col).published.get(m)
+            entry = {}
+            for name in spec.variant_names:
+                entry[name] = stats_of[name][(row, col)][m] if (row, col) in runs_of[name] else None
+            dist = {name: abs(s["mean"] - p.mean) for name, s in entry.items()
+                    if s is not None and p is not None and p.missing is None and s["mean"] is not None
+                    and math.isfinite(s["mean"]) and math.isfinite(p.mean)}
+            closest = min(dist, key=dist.get) if dist else None
+            out[(row, col, m)] = {"variants": entry, "distance": dist, "closest": closest, "published": p}
+    return out
+
+
+def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[dict]], commit: str) -> dict:
+    """``.md`` and ``.csv`` of the fidelity report: every variant of every cell beside the paper."""
+    fid = fidelity_stats(spec, scale, per_variant)
+    everything = [r for recs in per_variant.values() for r in recs]
+    md = lambda s: s.replace("|", "\\|")  # noqa: E731
+    lines = [f"# {spec.id}: fidelity variants at scale '{scale}'", ""]
+    if _synthetic(everything):
+        lines += [f"**{SYNTHETIC_LINE}**", ""]
+    head = [f"Source: {spec.source}", f"Scale: {scale} - {spec.scales[scale].note}"]
+    if scale == "screen":
+        head.append("This is a SCREEN of fidelity variants (full data, the paper's schedule cut short, one "
+                    "seed): it chooses between variants and is NOT a reproduction.")
+    elif scale != "full":
+        head.append(f"At scale '{scale}' the numbers are NOT a reproduction of the paper's protocol.")
+    head += [f"Data: {d}" for d in _data_lines(everything)] or ["Data: no records"]
+    head.append(f"Record commits: {_commits(everything)}; rendered at commit {commit}")
+    lines += [f"- {h}" for h in head]
+    lines += ["", "Variants:", "", f"- `{PAPER}`: the paper's text (the baseline)"]
+    for v in spec.variants:
+        lines.append(f"- `{v.name}`: {v.summary}")
+        for ch in v.changes:
+            when = ", ".join(f"{k}={val}" for k, val in ch.when.items()) or "every cell"
+            sets = ", ".join(f"{k}={val}" for k, val in ch.set.items())
+            lines.append(f"    - {sets} (where {when}); source: {ch.source}")
+    lines += ["", "Each cell: ours `mean ± std (n seeds)` and the agreement mark (✓ within 2 published std, "
+              "1 point where the paper gives no std); `= paper` where the variant leaves the cell as the text "
+              "has it. **Bold**: the variant closest to the published mean. Chosen: the default the spec "
+              "uses for the row.", ""]
+    names = list(spec.variant_names)
+    header = ["row", "col"] + (["metric"] if len(spec.metrics) > 1 else []) + ["published"] + names + ["closest", "chosen"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FIDELITY_CSV_COLUMNS)
+    num = lambda x: "" if x is None else ("NaN" if math.isnan(x) else format(x, ".10g"))  # noqa: E731
+    for (row, col, m), f in fid.items():
+        p = f["published"]
+        cells = []
+        for name in names:
+            s = f["variants"][name]
+            if s is None:
+                cells.append("= paper")
+                continue
+            text = f"{_ours_text(s)} {MARKS[agrees(s['mean'], p)]}".rstrip()
+            cells.append(f"**{text}**" if name == f["closest"] else text)
+            a = agrees(s["mean"], p)
+            changes = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in
+                                variant_changes(spec, name, row, col).items())
+            w.writerow([row, col, m, name, changes, num(s["mean"]), num(s["std"]), s["n"],
+                        "" if p is None or p.value is None else p.value,
+                        "" if p is None or p.std is None else p.std, "" if a is None else a,
+                        num(f["distance"].get(name)), name == f["closest"], name == spec.chosen_variant(row)])
+        lead = [row, col] + ([m] if len(spec.metrics) > 1 else [])
+        lines.append("| " + " | ".join(md(c) for c in lead + [_pub_text(p)] + cells
+                                        + [f["closest"] or "—", spec.chosen_variant(row)]) + " |")
+    won = {}
+    for f in fid.values():
+        if f["closest"]:
+            won[f["closest"]] = won.get(f["closest"], 0) + 1
+    agree_n = {name: sum(1 for f in fid.values() if f["variants"][name] is not None
+                         and agrees(f["variants"][name]["mean"], f["published"])) for name in names}
+    ran_n = {name: sum(1 for f in fid.values() if f["variants"][name] is not None
+                       and f["variants"][name]["mean"] is not None) for name in names}
+    lines += ["", "**Summary:** closest to the paper: " + (", ".join(f"{k} in {v} cells" for k, v in won.items()) or "none")
+              + "; cells within tolerance: " + ", ".join(f"{n} {agree_n[n]}/{ran_n[n]}" for n in names) + "."]
+    if spec.notes:
+        lines += ["", f"Notes: {spec.notes}"]
+    return {".md": "\n".join(lines) + "\n", ".csv": buf.getvalue()}
 
 
 def _write_all(base: Path, outputs: dict) -> list[Path]:
@@ -448,12 +602,15 @@ def _write_all(base: Path, outputs: dict) -> list[Path]:
 
 def render_index(specs: list[TableSpec], results_dir, reports_dir) -> Path:
     """Write ``<reports>/README.md``: one line per (table, scale) with records; tables never run say so."""
-    lines = ["# Reports", "", "Regenerated from `results/`; scales in order smoke, small, full. Only `full` "
-             "follows the papers' protocols; the other scales are not reproductions.", "",
+    lines = ["# Reports", "", "Regenerated from `results/`; scales in order smoke, small, screen, full. Only "
+             "`full` follows the papers' protocols; the other scales are not reproductions (`screen` chooses "
+             "between fidelity variants).", "",
              "| id | title | scale | status | report |", "|---|---|---|---|---|"]
     for spec in specs:
         seen = False
         for scale in SCALES:
+            if scale not in spec.scales:
+                continue
             records, _ = _load(spec, results_dir, scale)
             if not records:
                 continue

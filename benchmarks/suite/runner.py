@@ -22,18 +22,20 @@ from typing import Any, Callable
 from . import store
 from .errors import UserError
 from .registry import engine_module
-from .spec import TableSpec, axis_matching, expand
+from .spec import ALL_VARIANTS, PAPER, TableSpec, axis_matching, expand
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def plan(specs: list[TableSpec], scale: str, *, data_root: str | None, seeds: int | None = None,
-         rows: list[str] | None = None, cols: list[str] | None = None) -> list[dict]:
-    """All runs of the tables at a scale; raises UserError on unknown filters, methods or data."""
+         rows: list[str] | None = None, cols: list[str] | None = None, variant: str | None = None) -> list[dict]:
+    """All runs of the tables at a scale; raises UserError on unknown filters, methods, variants or data."""
     from benchmarks import data  # torch-free
 
     _check_filter("row", rows, specs)
     _check_filter("col", cols, specs)
+    specs = tables_with_variant(specs, variant)
+    specs = tables_with_scale(specs, scale)
 
     def resolve(config: dict) -> dict:
         if config.get("dataset") is None:  # simulations that draw their own inputs (Ren Fig. 8)
@@ -42,11 +44,42 @@ def plan(specs: list[TableSpec], scale: str, *, data_root: str | None, seeds: in
 
     runs = []
     for spec in specs:
-        for run in expand(spec, scale, seeds=seeds, rows=rows, cols=cols, resolve=resolve):
+        for run in expand(spec, scale, seeds=seeds, rows=rows, cols=cols, resolve=resolve, variant=variant):
             engine_module(run["config"]).validate_config(run["config"])
             run["scale"] = scale
             runs.append(run)
     return runs
+
+
+def tables_with_variant(specs: list[TableSpec], variant: str | None) -> list[TableSpec]:
+    """The selected tables that know ``variant`` (every table knows ``paper`` and ``all``).
+
+    A paper-wide selection may hold tables without variants (figures); they are left out. A name no
+    selected table knows is an error that lists each table's variants."""
+    if variant is None or variant in (PAPER, ALL_VARIANTS):
+        return specs
+    having = [s for s in specs if variant in s.variant_names]
+    if not having:
+        known = "; ".join(f"{s.id}: {', '.join(s.variant_names)}" for s in specs if s.variants) or \
+            f"none of them has variants beyond '{PAPER}'"
+        raise UserError(f"unknown variant {variant!r} for the selected tables; variants are: {known} "
+                        f"(or '{ALL_VARIANTS}' for all of them)")
+    return having
+
+
+def tables_with_scale(specs: list[TableSpec], scale: str) -> list[TableSpec]:
+    """The selected tables that define ``scale`` (every table defines smoke, small and full)."""
+    having = [s for s in specs if scale in s.scales]
+    if specs and not having:
+        raise UserError(f"none of the selected tables defines the {scale!r} scale; tables with it: "
+                        f"{', '.join(t.id for t in registry_tables() if scale in t.scales) or 'none'}")
+    return having
+
+
+def registry_tables() -> list[TableSpec]:
+    from .registry import all_tables
+
+    return all_tables()
 
 
 def _check_filter(kind: str, wanted: list[str] | None, specs: list[TableSpec]) -> None:
@@ -147,7 +180,7 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     commit, dirty = git_state()
     record: dict[str, Any] = {
         "run_id": run["run_id"], "table": run["table"], "row": run["row"], "col": run["col"],
-        "seed": run["seed"], "scale": run["scale"], "config": run["config"],
+        "seed": run["seed"], "scale": run["scale"], "variant": run.get("variant", PAPER), "config": run["config"],
         "git_commit": commit, "git_dirty": dirty, "host": socket.gethostname(),
         "python": platform.python_version(), "pid": os.getpid(),
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

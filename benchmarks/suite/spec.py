@@ -1,9 +1,17 @@
 """Table specs: one paper table as pure data, and its expansion into run configs.
 
 A ``TableSpec`` says which run fills each (row, col) cell and what the paper printed there. Expanding
-it at a scale (``smoke``, ``small``, ``full``) merges, in this order, the table defaults, the cell's
-overrides, the scale's overrides and the scale's per-column overrides, adds the seed, and hashes the
-result into a stable ``run_id``. Nothing here knows about torch or jax.
+it at a scale (``smoke``, ``small``, ``screen``, ``full``) merges, in this order, the table defaults,
+the cell's overrides, the scale's overrides, the scale's per-column overrides and the fidelity
+variant's changes, adds the seed, and hashes the result into a stable ``run_id``. Nothing here knows
+about torch or jax.
+
+Fidelity variants: where a paper's text and its authors' code disagree, a spec declares named
+``Variant``s (``code``, or single decisions), each a list of config changes with their sources. The
+baseline is the text itself, the implicit variant ``paper``: its configs carry no ``variant`` key, so
+its run ids are those of a spec without variants. Every other variant adds ``variant: <name>`` to
+the configs it changes, so its runs and records never mix with another variant's. ``chosen`` names,
+per row, the variant the evidence favours; that is what a run without ``--variant`` uses.
 """
 
 from __future__ import annotations
@@ -16,7 +24,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import SpecError, UserError
 
-SCALES = ("smoke", "small", "full")
+SCALES = ("smoke", "small", "screen", "full")
+# Every table defines these; ``screen`` (the paper's protocol on the full data, cut short, one seed,
+# to choose between fidelity variants) only where a table has variants worth screening.
+REQUIRED_SCALES = ("smoke", "small", "full")
+PAPER = "paper"  # the implicit baseline variant: the paper's text
+ALL_VARIANTS = "all"  # --variant all: the baseline and every variant, each on the cells it changes
 METRICS = ("test_acc", "test_err", "train_err", "slope", "max_rel_dev")
 # Metrics where a larger number is better; used for rankings in reports. Figure metrics (a fitted
 # log-log slope; the largest relative deviation of a measured curve from its theory line, in
@@ -91,6 +104,42 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class Change:
+    """Config keys a variant sets (``set``) in the cells whose config matches ``when`` (every key:
+    equal to its value, or one of them when the value is a list; empty matches every cell), and where
+    the choice comes from (``source``: page, equation or algorithm line of the paper; file of the
+    authors' code)."""
+
+    set: Mapping[str, Any]
+    source: str
+    when: Mapping[str, Any] = field(default_factory=dict)
+
+    def applies(self, config: Mapping[str, Any]) -> bool:
+        return all(config.get(k, _ABSENT) in v if isinstance(v, (list, tuple)) else config.get(k, _ABSENT) == v
+                   for k, v in self.when.items())
+
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named fidelity variant: changes to the paper's baseline config, each with its source."""
+
+    name: str
+    summary: str
+    changes: tuple[Change, ...]
+
+    def apply(self, config: Mapping[str, Any]) -> dict:
+        """The config with every applicable change made (conditions see the baseline config)."""
+        out = dict(config)
+        for ch in self.changes:
+            if ch.applies(config):
+                out.update(ch.set)
+        return out
+
+
+@dataclass(frozen=True)
 class TableSpec:
     id: str  # "<paper>/<table>", e.g. "bacho2024/table1"
     paper: str  # engine package under benchmarks/, e.g. "bacho2024"
@@ -109,9 +158,30 @@ class TableSpec:
     # paper's own (the theory simulations in benchmarks/theory); it is added to every run config.
     kind: str = "table"
     engine: str = ""
+    # Fidelity variants beside the implicit ``paper`` baseline, and per row the one the evidence
+    # favours (rows not named use ``paper``); the spec notes say why.
+    variants: tuple[Variant, ...] = ()
+    chosen: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         validate(self)
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return (PAPER, *(v.name for v in self.variants))
+
+    def variant(self, name: str) -> Variant | None:
+        """The named variant; None for the baseline ``paper``."""
+        for v in self.variants:
+            if v.name == name:
+                return v
+        if name == PAPER:
+            return None
+        raise UserError(f"table {self.id} has no variant {name!r}; its variants are: "
+                        f"{', '.join(self.variant_names)} (see `python run_all.py --list --tables {self.id}`)")
+
+    def chosen_variant(self, row: str) -> str:
+        return self.chosen.get(row, PAPER)
 
     def cell(self, row: str, col: str) -> Cell | None:
         for c in self.cells:
@@ -151,14 +221,35 @@ def validate(spec: TableSpec) -> None:
             canonical_json(dict(c.config))
         except (TypeError, ValueError) as e:
             raise SpecError(f"{where}: cell ({c.row}, {c.col}) config is not plain JSON: {e}") from None
-    for s in SCALES:
+    for s in REQUIRED_SCALES:
         if s not in spec.scales:
-            raise SpecError(f"{where}: no '{s}' scale; every table defines {', '.join(SCALES)}")
-        for col in spec.scales[s].col_config:
+            raise SpecError(f"{where}: no '{s}' scale; every table defines {', '.join(REQUIRED_SCALES)}")
+    for s, sc in spec.scales.items():
+        if s not in SCALES:
+            raise SpecError(f"{where}: unknown scale {s!r}; use one of {', '.join(SCALES)}")
+        for col in sc.col_config:
             if col not in spec.cols:
                 raise SpecError(f"{where}: scale '{s}' overrides unknown column {col!r}")
     if spec.seeds < 1:
         raise SpecError(f"{where}: seeds must be >= 1")
+    names = [v.name for v in spec.variants]
+    if len(set(names)) != len(names) or PAPER in names or ALL_VARIANTS in names:
+        raise SpecError(f"{where}: variant names must be unique and not {PAPER!r} or {ALL_VARIANTS!r}")
+    for v in spec.variants:
+        if not v.changes or any(not ch.set or not ch.source for ch in v.changes):
+            raise SpecError(f"{where}: variant {v.name!r} needs changes, each with keys to set and a source")
+        for ch in v.changes:
+            try:
+                canonical_json({**ch.set, **ch.when})
+            except (TypeError, ValueError) as e:
+                raise SpecError(f"{where}: variant {v.name!r} change is not plain JSON: {e}") from None
+            if "variant" in ch.set:
+                raise SpecError(f"{where}: variant {v.name!r} may not set the 'variant' key itself")
+    for row, name in spec.chosen.items():
+        if row not in spec.rows:
+            raise SpecError(f"{where}: chosen variant for unknown row {row!r}")
+        if name not in (PAPER, *names):
+            raise SpecError(f"{where}: row {row!r} chooses unknown variant {name!r}")
 
 
 def canonical_json(config: Mapping[str, Any]) -> str:
@@ -179,14 +270,26 @@ def expand(
     rows: Iterable[str] | None = None,
     cols: Iterable[str] | None = None,
     resolve: Callable[[dict], Mapping[str, Any]] | None = None,
+    variant: str | None = None,
 ) -> list[dict]:
     """Fully resolved runs of a table at a scale, in table order.
 
-    Each run is ``{"table", "row", "col", "seed", "run_id", "config"}``. ``resolve`` may add keys to
-    a config before it is hashed (the runner uses it to record which data source serves a run).
+    Each run is ``{"table", "row", "col", "seed", "variant", "run_id", "config"}``. ``resolve`` may
+    add keys to a config before it is hashed (the runner uses it to record which data source serves
+    a run). ``variant``: None runs each row's chosen variant; ``paper`` the baseline; a named variant
+    only the cells it changes (the others would repeat the baseline's runs); ``all`` the baseline
+    and every variant.
     """
     if scale not in SCALES:
         raise UserError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
+    if scale not in spec.scales:
+        having = "" if scale != "screen" else " (the screen exists where a table has fidelity variants to choose between)"
+        raise UserError(f"table {spec.id} has no {scale!r} scale{having}; choose other tables or another --scale")
+    if variant == ALL_VARIANTS:
+        return [run for name in spec.variant_names
+                for run in expand(spec, scale, seeds=seeds, rows=rows, cols=cols, resolve=resolve, variant=name)]
+    if variant is not None:
+        spec.variant(variant)  # unknown name: UserError listing the table's variants
     sc = spec.scales[scale]
     n_seeds = seeds if seeds is not None else (sc.seeds if sc.seeds is not None else spec.seeds)
     if n_seeds < 1:
@@ -205,13 +308,41 @@ def expand(
             base["paper"] = spec.paper
             if spec.engine:
                 base["engine"] = spec.engine
+            name = spec.chosen_variant(row) if variant is None else variant
+            v = spec.variant(name)
+            if v is not None:
+                changed = v.apply(base)
+                if changed == base:
+                    if variant is not None:
+                        continue  # this variant leaves the cell as the paper has it: the baseline's runs
+                    # a chosen variant that does not touch this cell: the baseline's runs
+                    name, changed = PAPER, base
+                else:
+                    changed["variant"] = name
+                base = changed
             for seed in range(n_seeds):
                 config = dict(base, seed=seed)
                 if resolve is not None:
                     config.update(resolve(config))
-                runs.append({"table": spec.id, "row": row, "col": col, "seed": seed,
+                runs.append({"table": spec.id, "row": row, "col": col, "seed": seed, "variant": name,
                              "run_id": run_id(config), "config": config})
     return runs
+
+
+def variant_of(config: Mapping[str, Any]) -> str:
+    """The fidelity variant a run config (or record config) belongs to."""
+    return str(config.get("variant") or PAPER)
+
+
+def variant_changes(spec: TableSpec, name: str, row: str, col: str) -> dict:
+    """The keys variant ``name`` changes in cell (row, col), as {key: (baseline value, new value)}."""
+    cell = spec.cell(row, col)
+    v = spec.variant(name)
+    if cell is None or v is None:
+        return {}
+    base = {**spec.defaults, **cell.config}
+    new = v.apply(base)
+    return {k: (base.get(k), new[k]) for k in new if base.get(k, _ABSENT) != new[k]}
 
 
 def axis_matching(axis, wanted: str) -> set[str]:
