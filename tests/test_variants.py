@@ -183,3 +183,25 @@ def test_bacho_variants_follow_their_sources():
     full = {r["row"]: r["config"] for r in expand(TABLE1, "full", seeds=1, cols=["MNIST"])}
     screen = {r["row"]: r["config"] for r in expand(TABLE1, "screen", cols=["MNIST"])}
     assert all({**screen[k], "epochs": 100} == full[k] and screen[k]["epochs"] == 20 for k in full)
+
+
+def test_reproduction_status_lists_full_cells_per_variant_and_rewrites_only_its_readme_block(tmp_path):
+    spec = demo([CODE, FGONLY], chosen={"FG": "fgonly"})
+    res, rep = tmp_path / "results", tmp_path / "reports"
+    for run in expand(spec, "full", variant="all"):
+        if run["variant"] != "code":
+            _record(res, spec, "full", run, {"paper": 89.5, "fgonly": 79.0}[run["variant"]] + run["seed"])
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.STATUS_BEGIN}\nold table\n{report.STATUS_END}\nrest\n")
+    path = report.write_reproduction_status([spec], res, rep, readme=readme)
+    lines = path.read_text().splitlines()
+    fg = [l for l in lines if "| FG, A |" in l]
+    # The row's default first, then the others that have full records; seeds out of the paper's count.
+    assert fg[0].startswith("| demo/t1 | FG, A | 79.50 ± 0.71 | 80.0 ± 1.0 | fgonly (default) | 2 of 2 | ✓ |")
+    assert "| paper | 2 of 2 | ✗ |" in fg[1] and len(fg) == 2
+    assert any("| BP, A | 90.00 ± 0.71 | 90.0 ± 0.5 | paper (default) | 2 of 2 | ✓ |" in l for l in lines)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{report.STATUS_END}\nrest\n") and "old table" not in text
+    assert "| demo/t1 | FG, A | 79.50" in text
+    empty = report.reproduction_status([spec], tmp_path / "nothing")
+    assert empty == ["No table cell has full-protocol records yet."]

@@ -181,6 +181,11 @@ def _report(specs, args) -> int:
     for spec in runner.tables_with_scale(specs, args.scale):
         written += report.render_table(spec, args.scale, args.results_dir, args.reports_dir, commit=runner_commit)
     index = report.render_index(registry.all_tables(), args.results_dir, args.reports_dir)
+    if args.scale == "full":
+        # The README's status table follows this checkout's own results only.
+        own = Path(args.results_dir).resolve() == runner.REPO_ROOT / "results"
+        report.write_reproduction_status(registry.all_tables(), args.results_dir, args.reports_dir,
+                                         readme=runner.REPO_ROOT / "README.md" if own else None)
     md = [str(p) for p in written if str(p).endswith(".md")]
     print(f"reports: {', '.join(md) or 'none'}; index: {index}", file=sys.stderr)
     return 0
