@@ -102,7 +102,8 @@ def test_a_raising_run_becomes_a_failed_record_with_its_log_and_spares_siblings(
 
 def test_a_preempted_job_requeues_and_resumes_from_its_checkpoint(slurm_env, tmp_path):
     res, rep = tmp_path / "results", tmp_path / "reports"
-    sel = ("--tables", "bacho2024/table1", "--scale", "small", "--rows", "BP", "--cols", "MNIST", "--seeds", "1")
+    sel = ("--tables", "bacho2024/table1", "--scale", "small", "--rows", "BP", "--cols", "MNIST", "--seeds", "1",
+           "--allow-dirty")  # the test also runs mid-edit
     out = cli(slurm_env, *sel, *slurm_args(res, rep))  # returns at once
     assert out.returncode == 0, out.stderr[-3000:]
     (job,) = read_manifest(res, "small")[0]["jobs"]

@@ -251,7 +251,8 @@ def test_a_killed_run_leaves_no_record(tmp_path):
     res = tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "run_all.py", "--tables", "bacho2024/table1", "--scale", "small",
                              "--cols", "MNIST", "--rows", "BP", "--seeds", "1", "--results-dir", str(res),
-                             "--reports-dir", str(tmp_path / "rep")], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                             "--reports-dir", str(tmp_path / "rep"), "--allow-dirty"],  # also mid-edit
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         # Wait until training has started (the runner announces the plan), then kill hard.
         line = proc.stderr.readline()

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports-dir", default="reports", metavar="DIR", help="reports (default: reports)")
     p.add_argument("--data-root", metavar="DIR",
                    help="datasets in torchvision's layout (default: $FGBENCH_DATA_ROOT)")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="let small, screen and full runs train from uncommitted code changes (refused by "
+                        "default: a number whose code is not in history is not evidence); the diff is "
+                        "stored beside each record and reports flag them")
     p.add_argument("--export-published", metavar="FILE",
                    help="write every published number of the selected tables as CSV, then exit")
     return p
@@ -138,6 +142,12 @@ def _main(args) -> int:
         return _dry_run(todo, done, args, executor)
     if not runs:
         raise UserError("the selection has no runs; check --rows/--cols against `--list`")
+    if todo and args.scale != "smoke" and not args.allow_dirty:
+        changed = runner.changed_code_files()
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise UserError(f"uncommitted code changes ({shown}): commit them so the '{args.scale}' records' "
+                            f"code is in history, or pass --allow-dirty (stores the diff beside each record)")
     _writable(args.results_dir)
     _writable(args.reports_dir)
     todo, adopted = runner.adopt_twins(todo, args.results_dir)

@@ -232,7 +232,12 @@ def _synthetic(records: list[dict]) -> bool:
 
 def _commits(records: list[dict]) -> str:
     c = {str(r.get("git_commit") or "unknown") + (" (dirty)" if r.get("git_dirty") else "") for r in records}
-    return ", ".join(sorted(c)) or "none"
+    text = ", ".join(sorted(c)) or "none"
+    dirty = sum(bool(r.get("git_dirty")) for r in records)
+    if dirty:
+        text += (f" — {dirty} of {len(records)} records were trained from UNCOMMITTED code (their code is "
+                 f"not in history; a stored diff, where present, is beside the record)")
+    return text
 
 
 def variant_line(spec: TableSpec, variant: str | None) -> str | None:

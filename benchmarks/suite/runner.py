@@ -145,17 +145,62 @@ def estimate_seconds(runs: list[dict]) -> float:
     return total
 
 
+# Generated outputs and prose: changing them does not change what a run computes.
+NOT_CODE = ("results/", "reports/")
+
+
+def changed_code_files() -> list[str] | None:
+    """Tracked files with uncommitted changes, and untracked files under benchmarks/, that can change
+    what a run computes (everything but results/, reports/ and Markdown); None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "."], cwd=REPO_ROOT,
+                             text=True, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    changed = []
+    for line in out.stdout.splitlines():
+        status, path = line[:2], line[3:].split(" -> ")[-1].strip('"')
+        if path.startswith(NOT_CODE) or path.endswith(".md"):
+            continue
+        if status == "??" and not path.startswith("benchmarks/"):
+            continue  # stray files outside the package are not imported by runs
+        if status == "??" and not path.endswith(".py"):
+            continue
+        changed.append(path)
+    return changed
+
+
 @lru_cache(maxsize=1)
 def git_state() -> tuple[str, bool]:
-    """(short commit, dirty?) of the code that runs; ('unknown', False) outside a git checkout."""
+    """(short commit, dirty?) of the code that runs; ('unknown', False) outside a git checkout.
+    Dirty means code changed (``changed_code_files``), not reports or records."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, text=True,
                                 capture_output=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               text=True, capture_output=True, timeout=10).stdout.strip() != ""
-        return (commit or "unknown"), dirty
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
+    changed = changed_code_files()
+    return (commit or "unknown"), bool(changed)
+
+
+def git_diff() -> str:
+    """The uncommitted change to tracked code files (and new package files), for --allow-dirty runs."""
+    files = changed_code_files() or []
+    try:
+        tracked = subprocess.run(["git", "diff", "HEAD", "--", *files], cwd=REPO_ROOT, text=True,
+                                 capture_output=True, timeout=30).stdout if files else ""
+    except (OSError, subprocess.SubprocessError):
+        tracked = ""
+    untracked = []
+    for f in files:
+        if f not in tracked:
+            try:
+                untracked.append(f"--- new file {f}\n" + (REPO_ROOT / f).read_text())
+            except OSError:
+                pass
+    return tracked + "\n".join(untracked)
 
 
 # Test hook: run ids listed here (comma-separated) raise instead of training, so the test suite
@@ -178,6 +223,12 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     SLURM jobs); the file goes once the record is written.
     """
     commit, dirty = git_state()
+    diff_name = None
+    if dirty and run["scale"] != "smoke":  # the code behind the number, kept beside its record
+        diff_name = f"{run['run_id']}.diff"
+        path = store.table_dir(results_dir, run["scale"], run["table"]) / diff_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(git_diff())
     record: dict[str, Any] = {
         "run_id": run["run_id"], "table": run["table"], "row": run["row"], "col": run["col"],
         "seed": run["seed"], "scale": run["scale"], "variant": run.get("variant", PAPER), "config": run["config"],
@@ -187,6 +238,8 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     }
     if log_path:
         record["log_path"] = log_path
+    if diff_name:
+        record["git_diff"] = diff_name
     ckpt = checkpoint_path(results_dir, run) if checkpoint else None
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
