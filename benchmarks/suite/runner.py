@@ -28,8 +28,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def plan(specs: list[TableSpec], scale: str, *, data_root: str | None, seeds: int | None = None,
-         rows: list[str] | None = None, cols: list[str] | None = None, variant: str | None = None) -> list[dict]:
-    """All runs of the tables at a scale; raises UserError on unknown filters, methods, variants or data."""
+         rows: list[str] | None = None, cols: list[str] | None = None, variant: str | None = None,
+         missing: set | None = None) -> list[dict]:
+    """All runs of the tables at a scale; raises UserError on unknown filters, methods, variants or data.
+
+    ``missing``: plan even where a dataset's files are not under the data root (``--dry-run``,
+    ``--status``): the names of such datasets are added to the set, their runs carry the source and
+    run id they will have once the files are there, and ``run["data_missing"]`` is True. Such runs
+    must not train; ``plan`` without ``missing`` raises instead."""
     from benchmarks import data  # torch-free
 
     _check_filter("row", rows, specs)
@@ -40,15 +46,37 @@ def plan(specs: list[TableSpec], scale: str, *, data_root: str | None, seeds: in
     def resolve(config: dict) -> dict:
         if config.get("dataset") is None:  # simulations that draw their own inputs (Ren Fig. 8)
             return {"data_source": None}
-        return data.resolve(config["dataset"], scale, data_root)
+        if missing is None:
+            return data.resolve(config["dataset"], scale, data_root)
+        return data.resolve(config["dataset"], scale, data_root, missing=missing)
 
     runs = []
     for spec in specs:
         for run in expand(spec, scale, seeds=seeds, rows=rows, cols=cols, resolve=resolve, variant=variant):
             engine_module(run["config"]).validate_config(run["config"])
             run["scale"] = scale
+            if missing and run["config"].get("dataset") in missing:
+                run["data_missing"] = True
             runs.append(run)
     return runs
+
+
+def datasets_of(specs: list[TableSpec], scale: str | None = None, *, rows: list[str] | None = None,
+                cols: list[str] | None = None) -> dict[str, list[str]]:
+    """Datasets the selected cells read (at ``scale``, or at any scale a table defines), each with
+    the ids of the tables that read it, in table order. Simulations without a dataset are left out."""
+    _check_filter("row", rows, specs)
+    _check_filter("col", cols, specs)
+    if scale is not None:
+        specs = tables_with_scale(specs, scale)
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        for sc in ([scale] if scale is not None else list(spec.scales)):
+            for run in expand(spec, sc, seeds=1, rows=rows, cols=cols, variant=ALL_VARIANTS):
+                name = run["config"].get("dataset")
+                if name and spec.id not in out.setdefault(name, []):
+                    out[name].append(spec.id)
+    return out
 
 
 def tables_with_variant(specs: list[TableSpec], variant: str | None) -> list[TableSpec]:

@@ -19,6 +19,7 @@ Design (pitfalls from ANCHORS.md):
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -79,11 +80,18 @@ def load_profile(path: str | None) -> dict:
     prof = {}
     for key, (typ, default, _) in PROFILE_KEYS.items():
         value = raw.get(key, default)
+        want = typ.__name__ if isinstance(typ, type) else "number"
+        if value is None and default is not None:  # `key:` or `key: null` where a value is needed
+            raise UserError(f"SLURM profile {path!r}: {key} must be a {want}, got nothing; give a value or "
+                            f"delete the line (default {default!r})")
         if value is not None and (not isinstance(value, typ) or isinstance(value, bool)):
-            want = typ.__name__ if isinstance(typ, type) else "number"
             raise UserError(f"SLURM profile {path!r}: {key} must be a {want}, got {value!r}")
         if key in ("time_min", "cpus_per_task", "array_parallelism", "runs_per_job") and value < 1:
-            raise UserError(f"SLURM profile {path!r}: {key} must be at least 1")
+            raise UserError(f"SLURM profile {path!r}: {key} must be at least 1, got {value!r}")
+        if key in ("gpus_per_task", "max_requeues") and value < 0:
+            raise UserError(f"SLURM profile {path!r}: {key} must be 0 or more, got {value!r}")
+        if key in ("mem_gb", "gpu_speedup") and not (math.isfinite(value) and value > 0):
+            raise UserError(f"SLURM profile {path!r}: {key} must be a number above 0, got {value!r}")
         if key in ("extra_sbatch", "setup") and not all(isinstance(v, str) for v in value):
             raise UserError(f"SLURM profile {path!r}: {key} must be a list of strings")
         prof[key] = value
@@ -159,11 +167,19 @@ def manifest_path(results_dir: str, scale: str) -> Path:
     return Path(results_dir) / scale / "_slurm" / "manifest.json"
 
 
+def _manifest_entry_ok(entry) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("table"), str) and isinstance(entry.get("jobs"), list)
+            and all(isinstance(j, dict) and isinstance(j.get("job_id"), str) and isinstance(j.get("run_ids"), list)
+                    and all(isinstance(r, str) for r in j["run_ids"]) for j in entry["jobs"]))
+
+
 def read_manifest(results_dir: str, scale: str) -> list[dict]:
+    """The submissions recorded at a scale; an unreadable file or malformed entries are left out."""
     try:
-        return json.loads(manifest_path(results_dir, scale).read_text())
+        entries = json.loads(manifest_path(results_dir, scale).read_text())
     except (OSError, ValueError):
         return []
+    return [e for e in entries if _manifest_entry_ok(e)] if isinstance(entries, list) else []
 
 
 def _append_manifest(results_dir: str, scale: str, entry: dict) -> None:
