@@ -332,6 +332,15 @@ def _header_lines(spec, scale, records, n_stale, commit, variant: str | None = N
                      "seed): it chooses between variants and is NOT a reproduction.")
     elif scale != "full":
         lines.append(f"At scale '{scale}' the numbers are NOT a reproduction of the paper's protocol.")
+    if scale == "full" and spec.kind == "table" and records:
+        per_cell: dict = {}
+        for r in records:
+            if r.get("status") in ("ok", "diverged"):
+                per_cell[(r.get("row"), r.get("col"))] = per_cell.get((r.get("row"), r.get("col")), 0) + 1
+        if per_cell:
+            lo, hi = min(per_cell.values()), max(per_cell.values())
+            lines.append(f"Seeds: {lo if lo == hi else f'{lo}-{hi}'} of the paper's {spec.seeds} in each of the "
+                         f"{len(per_cell)} cells run")
     lines += [f"Data: {d}" for d in _data_lines(records)] or ["Data: no records"]
     lines.append(f"Runs: {count['ok']} ok / {count['diverged']} diverged / {count['failed']} failed"
                  + (f" ({n_stale} records of cells no longer in the spec, or of an older definition of a cell, ignored)" if n_stale else ""))
