@@ -24,7 +24,6 @@ inside ``download``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -75,14 +74,6 @@ def manual_step(name: str, root: str | None) -> str:
     raise ValueError(f"{name!r} has no manual step")
 
 
-def _md5(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _content_problem(name: str, stage: str, root: str, source: str, absent_ok: bool = False) -> str | None:
     """Why the files under ``stage`` are not the dataset (naming the file where they will go), or None.
     ``absent_ok``: only files that arrived count (after a failed download, to name a corrupt one)."""
@@ -95,7 +86,7 @@ def _content_problem(name: str, stage: str, root: str, source: str, absent_ok: b
                 if absent_ok:
                     continue
                 return f"{fname}.gz from {source} did not arrive (for {final})"
-            got = _md5(path)
+            got = _files._md5(path)
             if got != want:
                 return (f"{fname}.gz from {source} decompresses to md5 {got}, expected {want} (the original's, "
                         f"for {final})")
@@ -108,7 +99,7 @@ def _content_problem(name: str, stage: str, root: str, source: str, absent_ok: b
                 if absent_ok:
                     continue
                 return f"{final} is not in the archive from {source}"
-            got = _md5(path)
+            got = _files._md5(path)
             if got != want:
                 return f"{final} from {source} has md5 {got}, expected {want} (the original's)"
         return None
@@ -212,7 +203,7 @@ def _check_present(name: str, root: str, folder: str) -> None:
     if name in ("mnist", "fashion_mnist"):
         for fname, want in _files.MNIST_CONTENT_MD5[folder].items():
             path = os.path.join(root, folder, "raw", fname)
-            if os.path.isfile(path) and (got := _md5(path)) != want:
+            if os.path.isfile(path) and (got := _files._md5(path)) != want:
                 raise DataError(f"{path} has md5 {got}, expected {want} (the original's); delete "
                                 f"{os.path.join(root, folder)} and rerun --download")
 
