@@ -47,6 +47,17 @@ def final_metrics(net, train_set, curves: dict, diverged: bool, batch_size: int)
 
 
 def save_checkpoint(path: str, state: dict) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
+    """Write a checkpoint atomically: a temp file beside it, flushed to disk, then renamed over it."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

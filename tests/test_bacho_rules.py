@@ -224,9 +224,24 @@ def test_cnn_matches_the_printed_architecture():
     assert net.out.out_features == 10
 
 
-# (epochs, floor on test accuracy %): FG-W needs more steps, as in the paper it is the slowest.
-# Measured here: BP 96.7, FG-W 58.9 (30 ep), FG-A 64.2, LG-FG-A 92.2, DFA 93.1, DKP 96.4, FDFA 96.1.
-BUDGET = {"FG-W": (30, 40.0), "FG-A": (8, 45.0)}
+# What each rule must gain over the same net untrained (measured in the test: the same config at
+# lr 0, one epoch), in points of test accuracy, and its budget. Chance is 10%; the untrained net
+# scores 10.0% at seed 0 (10.0-13.3 over seeds 0-2). Same seed, other CPU = other rounding = a
+# different trajectory, so each gain is set well clear of the spread over seeds measured here (a
+# reseed moves these runs far more than the emulated CPU changes tried here: ATen's default and AVX2
+# kernels, MKL and oneDNN held to SSE4, which moved them by 0-1.1 points), and above what the net
+# gets when only its output layer learns (hidden gradients zeroed), so a rule that stops training
+# the hidden layers fails too. Measured here (test accuracy %, seeds 0-9 unless said):
+#   8 epochs: BP 95.6-96.9 (0-4), DKP 94.4-96.9 (0-4), FDFA 95.8-96.9 (0-4), LG-FG-A 91.1-93.6
+#     (mean 92.7, sd 0.8), DFA 90.3-95.8 (mean 93.0, sd 1.5); output layer only: 51.1-70.8 (0-4).
+#     Gain 70 (-> 80% at seed 0): 10 points (6 sd of DFA) under the worst seed, 9 over output-only.
+#   FG-A, 20 epochs: 83.9-91.9 (seeds 0-7, mean 87.4, sd 2.4); output layer only: 35.6-60.3 (0-4).
+#     Gain 60 (-> 70%): 13.9 points (5.8 sd) under the worst seed, 9.7 over output-only.
+#   FG-W, lr 1e-2, 30 epochs: 70.8-78.3 (seeds 0-7, mean 75.2, sd 2.4); output only: 13.1-26.7 (0-4).
+#     Gain 40 (-> 50%): 20.8 points (8.7 sd) under the worst seed, 23 over output-only.
+# FG-W needs more steps (and FG-A more than the rest): as in the paper they are the slowest.
+BUDGET = {"FG-W": dict(epochs=30, lr=1e-2, gain=40.0), "FG-A": dict(epochs=20, lr=3e-3, gain=60.0)}
+DEFAULT_BUDGET = dict(epochs=8, lr=3e-3, gain=70.0)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -234,14 +249,15 @@ def test_every_rule_trains_a_tiny_net_above_chance_on_real_digits(method):
     """scikit-learn's packaged 8x8 digits (real), 3-layer FC net, a few epochs; chance is 10%."""
     from benchmarks.bacho2024.training import train
 
+    budget = BUDGET.get(method, DEFAULT_BUDGET)
     cfg = {"method": method, "arch": "fc", "depth": 3, "hidden": 32, "dataset": "digits",
-           "data_source": "sklearn", "epochs": BUDGET.get(method, (8, 0))[0], "batch_size": 32, "lr": 3e-3, "lr_decay": 0.95,
-           "feedback_lr": 3e-3, "seed": 0, "normalize_mean": 0.5, "normalize_std": 0.5,
+           "data_source": "sklearn", "epochs": budget["epochs"], "batch_size": 32, "lr": budget["lr"],
+           "lr_decay": 0.95, "feedback_lr": 3e-3, "seed": 0, "normalize_mean": 0.5, "normalize_std": 0.5,
            "n_train": None, "n_test": None, "image_size": None, "batchnorm": False, "dfa_zero_init": True}
+    untrained = train(dict(cfg, lr=0.0, epochs=1))["metrics"]["test_acc"]  # forward weights never move
     out = train(cfg)
     acc = out["metrics"]["test_acc"]
-    floor = BUDGET.get(method, (8, 80.0))[1]
-    assert acc > floor, f"{method}: {acc:.1f}% test accuracy (chance 10%)"
+    assert acc - untrained > budget["gain"], f"{method}: {acc:.1f}% test accuracy, untrained {untrained:.1f}%"
     assert out["data"]["kind"] == "subset" and out["data"]["source"] == "sklearn"
 
 

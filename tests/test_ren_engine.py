@@ -100,13 +100,18 @@ def test_fused_replicated_loss_equals_naive(objective):
 
 # --- unbiased forward gradients -----------------------------------------------------------------
 
-def _mc_mean(method, arch, params, batch, n_samples):
+def _mc_samples(method, arch, params, batch, n_samples):
+    """n_samples block-gradient estimates, one row each (their first 256 rows are a smaller MC run)."""
     fn = make_grad_fn(method, arch)
     keys = jax.random.split(jax.random.key(7), n_samples)
     one = lambda k: flat(fn(params, None, batch, k)[0]["blocks"])  # noqa: E731
-    return jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=256).mean(0))(keys)
+    return jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=256))(keys)
 
 
+# Measured here (relative error of the MC mean at 256 / 4096 samples; the same on AVX and SSE4.2
+# code generation, since the perturbations are threefry draws): FG-W 0.92 / 0.25, FG-A 0.54 / 0.16,
+# LG-FG-A 0.27 / 0.035 (its distance to the global gradient: 0.99). Bounds sit 1.6x, 2.1x and 4.3x
+# above those; the 16x ratio (0.28, 0.31, 0.13; ~0.25 expected) is checked against 0.6.
 @pytest.mark.parametrize("method,reference,bound", [
     ("FG-W", "BP", 0.4),      # global loss, batch mean
     ("FG-A", "BP", 0.35),     # global loss, summed over the batch (authors' code): reference x N
@@ -118,12 +123,14 @@ def test_forward_gradient_is_unbiased(method, reference, bound):
     true = flat(make_grad_fn(reference, arch)(params, None, batch, None)[0]["blocks"])
     if method == "FG-A":
         true = true * batch["x"].shape[0]
-    few, many = (rel_err(_mc_mean(method, arch, params, batch, m), true) for m in (256, 4096))
+    samples = _mc_samples(method, arch, params, batch, 4096)  # one pass: 256 and 4096 samples
+    mean = samples.mean(0)
+    few, many = rel_err(samples[:256].mean(0), true), rel_err(mean, true)
     assert many < bound
     assert many < 0.6 * few  # 16x the samples: ~4x smaller error for an unbiased estimator
     if method == "LG-FG-A":  # it estimates the local, not the global gradient
         global_true = flat(make_grad_fn("BP", arch)(params, None, batch, None)[0]["blocks"])
-        assert rel_err(_mc_mean(method, arch, params, batch, 4096), global_true) > 0.5
+        assert rel_err(mean, global_true) > 0.5
 
 
 # --- feedback alignment -------------------------------------------------------------------------
@@ -167,21 +174,50 @@ BASE = dict(paper="ren2023", seed=0, dataset="digits", data_source="sklearn", ar
             crop_area_min=None, n_train=None, n_test=None, temperature=None, proj_dim=None, readout_lr=None)
 
 
-STRONG = {"BP", "L-BP", "LG-BP", "FA", "L-FA", "LG-FA", "LG-FG-A"}
-# Global FG-A sums its estimate over the batch (authors' code), so its lr is divided by the batch.
-LR = {"FG-A": 0.2 / 32}
+# The untrained model's classifier is zero, so it predicts one class on every example: 90.0% test
+# error (measured here with lr 0; chance on the 10 balanced classes). A constant, not a run in the
+# test: that run would cost an XLA compilation of its own (~6 s on this 2-core machine).
+UNTRAINED_ERR = 90.0
+
+
+# Each method must end at least GAIN points of test error below the untrained model. The same
+# seed on another CPU is another trajectory: XLA's code generation follows the processor's features,
+# and the old 3-epoch FG-A run (71.4% here) ended at 76.4% on an AMD EPYC, at 64.2% and 61.7% here
+# with XLA held to AVX and to SSE4.2 (--xla_cpu_max_isa), and at 68.6-82.2% over seeds 1-3. So the
+# gains are set against the spread of 16 runs a method: seeds 0-9, and seeds 0-2 under each of
+# those two emulated CPUs. Test error % of the worst run (mean, sd) and the margin to the bound:
+#   BP 3.9 (3.0, 0.5), L-BP 6.1 (4.2, 0.9), LG-BP 5.8 (4.3, 0.6): gain 75 (< 15%), 8.9 points;
+#   LG-FG-A 11.9 (8.6, 1.6): gain 72 (< 18%), 6.1 points, 6 sd from the mean;
+#   FA 25.6 (17.6, 5.3), L-FA 33.9 (20.9, 6.1), LG-FA 20.6, DFA 21.1: gain 40 (< 50%), 16 points,
+#     4.8 sd from L-FA's mean;
+#   FG-W 45.8 (35.1, 6.6), LG-FG-W 37.5 (25.2, 5.3): gain 25 (< 65%), 19 points, 4.5 sd;
+#   FG-A, its own budget below, 43.9 over 28 runs (27.3, 7.9): gain 25 (< 65%), 21 points, 4.8 sd.
+# Final/first epoch training loss: 0.03-0.72 over all these runs.
+# The BP family and LG-FG-A also beat a readout on frozen random blocks (block gradients zeroed:
+# 23.1-36.1% over seeds 0-9), so a rule that stops training its blocks fails them; the others do
+# not beat it reliably at this budget (nor does global FG-A at any budget tried): for them this
+# test guards training end to end, and the unbiasedness tests above guard their block estimates.
+GAIN = {"BP": 75.0, "L-BP": 75.0, "LG-BP": 75.0, "LG-FG-A": 72.0, "FA": 40.0, "L-FA": 40.0, "LG-FA": 40.0,
+        "DFA": 40.0, "FG-W": 25.0, "LG-FG-W": 25.0, "FG-A": 25.0}
+EPOCHS = 10
+# Global FG-A sums its estimate over the batch (authors' code), so its lr is divided by the batch
+# (0.8 / 32). Its variance grows with the number of perturbed activities: with two blocks its test
+# error kept spreading over 30-45 points between runs at every budget tried (3-30 epochs, lr
+# 0.2/32-0.05; e.g. 30-74% at 30 epochs over 24 runs), its noisy block updates now and then
+# wrecking the features. One block, 15 epochs: 15-44% over 28 runs.
+OVERRIDES = {"FG-A": dict(num_blocks=1, lr=0.8 / 32, epochs=15)}
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_learns_digits(method):
-    result = training.train(dict(BASE, method=method, lr=LR.get(method, BASE["lr"])))
+    config = dict(BASE, method=method, **{"epochs": EPOCHS, **OVERRIDES.get(method, {})})
+    result = training.train(config)
     m = result["metrics"]
-    assert not m["diverged"] and m["epochs_run"] == 3
-    assert m["test_err"] < 75.0, m  # chance is 90%; global FG-A is the slowest (~70% after 3 epochs)
-    if method in STRONG:
-        assert m["test_err"] < 40.0, m
+    assert not m["diverged"] and m["epochs_run"] == config["epochs"]
+    assert m["test_err"] < UNTRAINED_ERR - GAIN[method], m
     assert result["data"]["source"] == "sklearn" and result["device"]
-    assert len(m["curves"]["test_err"]) == 3 and m["curves"]["train_loss"][-1] < m["curves"]["train_loss"][0]
+    assert len(m["curves"]["test_err"]) == config["epochs"]
+    assert m["curves"]["train_loss"][-1] < m["curves"]["train_loss"][0]
 
 
 class Interrupt(Exception):
@@ -213,12 +249,18 @@ def test_nan_loss_is_diverged():
 
 
 def test_contrastive_run_end_to_end():
-    config = dict(BASE, method="LG-FG-A", objective="contrastive", augment="byol", crop_area_min=0.3,
+    # crop_area_min 1.0: the BYOL path still draws each crop's aspect ratio and position, flips and
+    # jitters, but keeps whole digits. With crops of area >= 0.3 of an 8x8 digit the readout trained on
+    # fragments and was tested on whole digits, and its error spread over 57-83% (2 epochs, seeds 0-7,
+    # XLA native and SSE4.2), across the old 80% bound. Now (4 epochs) 28-55% over seeds 0-7 with XLA
+    # native, AVX and SSE4.2 (mean 39, sd 7).
+    config = dict(BASE, method="LG-FG-A", objective="contrastive", augment="byol", crop_area_min=1.0,
                   temperature=0.5, proj_dim=16, readout_lr=0.1, schedule="warmup_cosine", warmup_epochs=1,
-                  epochs=2)
+                  epochs=4)
     m = training.train(config)["metrics"]
     assert not m["diverged"] and math.isfinite(m["curves"]["train_loss"][-1])
-    assert m["test_err"] < 80.0  # the readout on contrastive features beats chance (90%)
+    # the readout on contrastive features beats the untrained model (90%): 25 points over the worst run
+    assert m["test_err"] < UNTRAINED_ERR - 10.0, m["test_err"]
 
 
 def test_full_imagenet_is_a_data_error_and_a_subset_trains():

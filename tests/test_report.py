@@ -136,7 +136,7 @@ def test_synthetic_records_are_flagged(tmp_path):
     md = md_path.read_text()
     assert "**SYNTHETIC DATA: smoke test of the pipeline, not a reproduction**" in md
     assert "mnist: SYNTHETIC (random stand-in)" in md
-    assert "data: SYNTHETIC" in report.render_index([spec], tmp_path / "r", tmp_path / "out").read_text()
+    assert "data: SYNTHETIC" in report.render_index([spec], tmp_path / "r", tmp_path / "out", smoke=True).read_text()
 
 
 def test_empty_table_renders_not_run(tmp_path):

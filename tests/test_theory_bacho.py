@@ -84,7 +84,10 @@ def test_fga_variance_is_lemma4_times_local_derivative_squared():
 
 
 def test_fga_variance_is_far_below_fgw_as_table_4_says():
-    """Table 4: FG-W's estimation variance grows with n1*n0 (parameters), FG-A's with n1 (neurons)."""
+    """Table 4: FG-W's estimation variance grows with n1*n0 (parameters), FG-A's with n1 (neurons).
+    Here (n0 = 8) Lemma 4 and Props 5-6 give FG-A / FG-W = 0.182; measured 0.177 (0.176-0.187 over
+    seeds 0-4). The former bound, 1/5, sat 10% above that; 1/3 still fails an FG-A with twice its
+    variance (0.36)."""
     x, y = one_example()
     var = {}
     for method in ("FG-W", "FG-A"):
@@ -92,7 +95,7 @@ def test_fga_variance_is_far_below_fgw_as_table_4_says():
         rule = make_rule(method, net, 3, x, {})
         torch.manual_seed(0)
         var[method] = samples_of(rule, net.blocks[0][1].weight, x, y, 1500).var(0).mean().item()
-    assert var["FG-A"] < var["FG-W"] / 5
+    assert var["FG-A"] < var["FG-W"] / 3
 
 
 def test_fdfa_feedback_converges_to_output_weights_and_expected_derivatives():

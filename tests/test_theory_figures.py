@@ -5,6 +5,7 @@ the fitted slopes must come out as the propositions predict, and the figures mus
 CLI like any table, with a report that prints slopes ± SE and the deviation from theory.
 """
 
+import functools
 import json
 import subprocess
 import sys
@@ -33,15 +34,28 @@ def test_loglog_slope_recovers_power_laws_and_its_standard_error_grows_with_nois
     assert fit.max_rel_dev([1.1, 2.0], [1.0, 2.0]) == pytest.approx(10.0)
 
 
+@functools.lru_cache(maxsize=None)
+def _v_and_s(p, q):
+    """V and S of Problem(p, q, seed=3) from 200,000 examples, and the problem's generator state after
+    them: computed once per shape for the five estimators, whose draws then continue exactly as if
+    each test had computed V and S itself."""
+    prob = Problem(p, q, seed=3)
+    v, s = prob.v_and_s(200_000)
+    return v, s, prob.g.get_state()
+
+
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize("n,p,q", [(8, 4, 4), (2, 16, 3)])
 def test_ren_fig8_measured_variance_matches_table1(estimator, n, p, q):
-    """Measured within 4 standard errors of Table 1 (SE from 25 independent batches of samples),
+    """Measured within 4 standard errors of Table 1 (SE from 100 independent batches of samples),
     and the SE small enough (< 5%) that a formula 20% off (e.g. (q+2) V/N read as (q+1) V/N at
-    q = 4, or shared vs independent S) fails."""
+    q = 4, or shared vs independent S) fails. Measured here: SE/theory 0.4-2.2% (with the former 25
+    batches 0.8-4.1%, up to 0.82 of the 5% bound, the bound itself an SE estimate good to ~14%);
+    |measured - theory| 0.3-1.0 SE."""
     prob = Problem(p, q, seed=3)
-    v, s = prob.v_and_s(200_000)
-    batches = [prob.empirical_variance(estimator, n, 400) for _ in range(25)]
+    v, s, state = _v_and_s(p, q)
+    prob.g.set_state(state)
+    batches = [prob.empirical_variance(estimator, n, 400) for _ in range(100)]
     measured, se = np.mean(batches), np.std(batches, ddof=1) / np.sqrt(len(batches))
     theory = theory_variance(estimator, n, p, q, v, s)
     assert se / theory < 0.05
@@ -120,4 +134,4 @@ def test_cli_runs_a_figure_and_reports_slopes(tmp_path):
     md = (rep / "smoke" / "bacho2024" / "fig6.md").read_text()
     assert "slope ± SE" in md and "max relative deviation from theory" in md and "Scale: smoke" in md
     assert (rep / "smoke" / "bacho2024" / "fig6.png").stat().st_size > 1000
-    assert "bacho2024/fig6" in (rep / "README.md").read_text()
+    assert "bacho2024/fig6" in (rep / "smoke" / "README.md").read_text()

@@ -280,6 +280,8 @@ def _save(path: str, state: dict) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         pickle.dump(state, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
 
 

@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import registry, runner
+from . import claims, registry, runner
 from .errors import UserError
 from .spec import ALL_VARIANTS, PAPER, SCALES, expand, published_rows
 
@@ -31,8 +31,14 @@ examples:
   python run_all.py --tables bacho2024/table1 --scale full --variant code --seeds 3 --data-root DIR
 
 Runs already recorded as ok (or diverged) are skipped, failed ones are retried: rerunning the same
-command resumes. Records: <results-dir>/<scale>/<paper>/<table>/<run_id>.json. Reports:
-<reports-dir>/<scale>/<paper>/<table>.{md,csv,tex,png}, indexed in <reports-dir>/README.md.
+command resumes, and beyond smoke scale a run killed mid-way (Ctrl-C, kill -9, a lost session)
+continues from its last epoch's checkpoint. Each run being trained is claimed in
+<results-dir>/<scale>/.claims/ (host, pid, start time, heartbeat), so several invocations, workers
+and SLURM jobs on one results folder split the work and never train a run twice; a claim whose
+process is gone, or without a heartbeat for FGBENCH_CLAIM_LEASE_S seconds (default 1800), is taken
+over. Records: <results-dir>/<scale>/<paper>/<table>/<run_id>.json. Reports:
+<reports-dir>/<scale>/<paper>/<table>.{md,csv,tex,png}, indexed in <reports-dir>/README.md (smoke
+scale: <reports-dir>/smoke/README.md, git-ignored like the smoke reports).
 Real data: --data-root DIR (or FGBENCH_DATA_ROOT) in torchvision's layout; without it, smoke
 runs use packaged MNIST digits or labelled synthetic stand-ins, and small runs use packaged MNIST.
 --dry-run, --status and --list work without it: they name the missing datasets and how to get
@@ -69,8 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
                         f"'code': the authors' repository; `--list` shows them), or '{ALL_VARIANTS}'. A named "
                         f"variant runs only the cells it changes. Default: each row's chosen variant")
     p.add_argument("--executor", default="local",
-                   help="where runs execute: local (in this process, default) or slurm (job arrays "
+                   help="where runs execute: local (this machine, default; see --jobs) or slurm (job arrays "
                         "through submitit; needs --slurm-profile)")
+    p.add_argument("--jobs", type=_positive_int, metavar="N",
+                   help="local executor: train N runs at once, each in its own worker process (1: one after "
+                        "another in this process). Default: one worker per CUDA device, each pinned to its "
+                        "device with CUDA_VISIBLE_DEVICES; without GPUs, as many as fill this machine's cores "
+                        "at --threads threads a run. A failing run or a dying worker fails only its run")
+    p.add_argument("--threads", type=_positive_int, metavar="T",
+                   help="local executor: compute threads a run (OMP_NUM_THREADS / torch.set_num_threads in "
+                        "each worker). Default: $OMP_NUM_THREADS if set, else the cores shared out among the "
+                        "workers (1 a run when the runs fill the cores)")
     p.add_argument("--slurm-profile", metavar="FILE",
                    help="SLURM settings (partition, GPUs, time, packing...), e.g. envs/slurm/example-gpu.yaml")
     p.add_argument("--wait", action="store_true",
@@ -174,8 +189,10 @@ def _main(args) -> int:
 
     from benchmarks import data
 
-    # Fail on a bad executor or SLURM profile before any work.
-    executor = get_executor(args.executor, slurm_profile=args.slurm_profile, wait=args.wait)
+    # Fail on a bad executor, SLURM profile or lease before any work.
+    executor = get_executor(args.executor, slurm_profile=args.slurm_profile, wait=args.wait, jobs=args.jobs,
+                            threads=args.threads)
+    claims.lease_seconds()
     data_root = data.data_root_from(args.data_root)
     # Planning (--dry-run, --status) works without the data: runs whose files are missing show the
     # ids they will have, and the datasets are named with how to get them. Training needs them.
@@ -204,12 +221,15 @@ def _main(args) -> int:
     n_unique = len({r["run_id"] for r in todo})
     reused = f", {len(adopted)} taken from identical runs of other tables" if adopted else ""
     twice = f" ({len(todo) - n_unique} of them identical to another, trained once)" if n_unique < len(todo) else ""
+    first, duplicates = runner.first_of_each(todo)
     print(f"{len(runs)} runs at scale '{args.scale}': {len(done)} already recorded{reused}, {len(todo)} to run"
-          f"{twice} (executor {executor.name})", file=sys.stderr)
+          f"{twice} ({executor.describe(len(first))})", file=sys.stderr)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    todo, duplicates = runner.first_of_each(todo)
-    records = executor.run(todo, results_dir=args.results_dir, data_root=data_root,
-                           progress=Progress(len(todo)))
+    progress = Progress(len(first), estimates=runner.estimates(first))
+    try:
+        records = executor.run(first, results_dir=args.results_dir, data_root=data_root, progress=progress)
+    finally:
+        progress.close()
     left, _ = runner.adopt_twins(duplicates, args.results_dir)  # twins that failed stay to do
     failed = [r for r in records if r["status"] == "failed"]
     _report(specs, args)
@@ -237,7 +257,9 @@ def _report(specs, args) -> int:
     written = []
     for spec in runner.tables_with_scale(specs, args.scale):
         written += report.render_table(spec, args.scale, args.results_dir, args.reports_dir, commit=runner_commit)
-    index = report.render_index(registry.all_tables(), args.results_dir, args.reports_dir)
+    # Smoke rows live in the (git-ignored) smoke index: the default job leaves tracked files alone.
+    index = report.render_index(registry.all_tables(), args.results_dir, args.reports_dir,
+                                smoke=args.scale == "smoke")
     if args.scale == "full":
         # The README's status table follows this checkout's own results only.
         own = Path(args.results_dir).resolve() == runner.REPO_ROOT / "results"
@@ -408,6 +430,10 @@ def _dry_run(todo, done, args, executor, missing_lines=()) -> int:
               f"{'missing' if r.get('data_missing') else r['config'].get('data_source') or 'simulated':11} {status}")
     print(f"estimated cost of the runs to do: {_fmt_duration(seconds)} on this machine's CPU "
           f"(rough, from model size, data size and epochs)")
+    if executor.name == "local" and todo:
+        n = len(runner.first_of_each(todo)[0])
+        print(f"{executor.describe(n)}: about {_fmt_duration(seconds / executor.workers(n))} of wall time "
+              f"(--jobs, --threads)")
     if executor.name == "slurm":
         from .slurm import chunks, sbatch_summary
 

@@ -741,15 +741,28 @@ def write_reproduction_status(specs: list[TableSpec], results_dir, reports_dir, 
     return path
 
 
-def render_index(specs: list[TableSpec], results_dir, reports_dir) -> Path:
-    """Write ``<reports>/README.md``: one line per (table, scale) with records; tables never run say so."""
-    lines = ["# Reports", "", "Regenerated from `results/`; scales in order smoke, small, screen, full. Only "
-             "`full` follows the papers' protocols; the other scales are not reproductions (`screen` chooses "
-             "between fidelity variants).", "",
-             "| id | title | scale | status | report |", "|---|---|---|---|---|"]
+def render_index(specs: list[TableSpec], results_dir, reports_dir, smoke: bool = False) -> Path:
+    """Write the index of the reports: one line per (table, scale) with records; tables never run say so.
+
+    ``<reports>/README.md`` (tracked) indexes the small, screen and full scales; with ``smoke`` only
+    ``<reports>/smoke/README.md`` is written, beside the smoke reports and git-ignored like them, so
+    the default job (smoke scale) leaves every tracked file as it was."""
+    if smoke:
+        scales, path, prefix = ("smoke",), Path(reports_dir) / "smoke" / "README.md", "smoke/"
+        lines = ["# Smoke-scale reports", "", "Regenerated from `results/smoke` by every smoke run (the default "
+                 "job). Smoke runs prove the pipeline on tiny subsets or labelled synthetic stand-ins; they are "
+                 "never reproductions. Git-ignored, like the reports beside it; the other scales are indexed "
+                 "in `../README.md`.", ""]
+    else:
+        scales, path, prefix = tuple(s for s in SCALES if s != "smoke"), Path(reports_dir) / "README.md", ""
+        lines = ["# Reports", "", "Regenerated from `results/`; scales in order small, screen, full. Only "
+                 "`full` follows the papers' protocols; the other scales are not reproductions (`screen` chooses "
+                 "between fidelity variants). Smoke-scale runs (the default job) are indexed in "
+                 "`smoke/README.md`, which is not tracked.", ""]
+    lines += ["| id | title | scale | status | report |", "|---|---|---|---|---|"]
     for spec in specs:
         seen = False
-        for scale in SCALES:
+        for scale in scales:
             if scale not in spec.scales:
                 continue
             records, _ = _load(spec, results_dir, scale)
@@ -770,13 +783,13 @@ def render_index(specs: list[TableSpec], results_dir, reports_dir) -> Path:
             if n_bad:
                 status += f"; {n_bad} unreadable or malformed record file(s) skipped"
             rel = f"{scale}/{spec.paper}/{spec.table}.md"
-            link = f"[{spec.table}.md]({rel})" if (Path(reports_dir) / rel).exists() else "not rendered yet"
+            link = (f"[{spec.table}.md]({rel.removeprefix(prefix)})" if (Path(reports_dir) / rel).exists()
+                    else "not rendered yet")
             fid = f"{scale}/{spec.paper}/{spec.table}.fidelity.md"
             if (Path(reports_dir) / fid).exists():
-                link += f", [variants]({fid})"
+                link += f", [variants]({fid.removeprefix(prefix)})"
             lines.append(f"| {spec.id} | {spec.title} | {scale} | {status} | {link} |")
         if not seen:
             lines.append(f"| {spec.id} | {spec.title} | — | not run | |")
-    path = Path(reports_dir) / "README.md"
     _write_atomic(path, "\n".join(lines) + "\n")
     return path

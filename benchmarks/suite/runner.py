@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from . import store
+from . import claims, store
 from .errors import UserError
 from .registry import engine_module
 from .spec import ALL_VARIANTS, PAPER, TableSpec, axis_matching, expand
@@ -167,10 +167,12 @@ def first_of_each(runs: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def estimate_seconds(runs: list[dict]) -> float:
-    total = 0.0
-    for run in runs:
-        total += engine_module(run["config"]).estimate_seconds(run["config"])
-    return total
+    return sum(estimates(runs).values())
+
+
+def estimates(runs: list[dict]) -> dict[str, float]:
+    """run_id -> the engine's estimate of its seconds on this machine's CPU."""
+    return {run["run_id"]: float(engine_module(run["config"]).estimate_seconds(run["config"])) for run in runs}
 
 
 # Generated outputs and prose: changing them does not change what a run computes.
@@ -234,21 +236,93 @@ def git_diff() -> str:
 # Test hook: run ids listed here (comma-separated) raise instead of training, so the test suite
 # can check what a failing job leaves behind, also inside SLURM jobs (which inherit the variable).
 FAULT_ENV = "FGBENCH_FAIL_RUNS"
+# Test hook: seconds every run sleeps before it trains, so that concurrent invocations overlap.
+DELAY_ENV = "FGBENCH_RUN_DELAY_S"
 
 
 def checkpoint_path(results_dir: str, run: dict) -> Path:
     return store.table_dir(results_dir, run["scale"], run["table"]) / ".checkpoints" / f"{run['run_id']}.pt"
 
 
+def attempt_run(run: dict, results_dir: str, data_root: str | None = None,
+                progress: Callable[..., None] | None = None, checkpoint: bool = False,
+                log_path: str | None = None, on_start: Callable[[], None] | None = None,
+                not_before: float | None = None, lease_s: float | None = None) -> tuple[str, dict]:
+    """Claim a run (``claims``), then train it unless another process has finished it meanwhile.
+
+    Returns ``("trained", record)``; ``("finished", record)`` when, once claimed, the run had a
+    finished record (another process trained it, or an identical run of another table did, whose
+    record is adopted), or a ``failed`` record written at or after ``not_before`` (a time.time()
+    value: this invocation's start), which another process's attempt left; or ``("busy", holder)``
+    while a live claim of another process holds it: ask again later. ``on_start`` is called once
+    the claim is held and training begins. The claim is touched every epoch and in the background,
+    and released when the record is written or the run is interrupted.
+    """
+    claim, holder = claims.acquire(claims.claim_path(results_dir, run["scale"], run["run_id"]),
+                                   {"run_id": run["run_id"], "table": run["table"]}, lease_s)
+    if claim is None:
+        return "busy", holder
+    try:
+        path = store.record_path(results_dir, run["scale"], run["table"], run["run_id"])
+        rec = store.read_record(path)
+        if rec is not None and (rec["status"] in store.FINISHED or (
+                not_before is not None and _mtime(path) >= not_before)):
+            return "finished", rec
+        if adopt_twins([run], results_dir)[1]:
+            return "finished", store.read_record(path) or {}
+        if on_start is not None:
+            on_start()
+        claim.start_heartbeat()
+
+        def beat(**kw):
+            claim.heartbeat()
+            if progress is not None:
+                progress(**kw)
+
+        return "trained", execute_run(run, results_dir, data_root=data_root, progress=beat, checkpoint=checkpoint,
+                                      log_path=log_path, claim=claim)
+    finally:
+        claim.release()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _record_head(run: dict, commit: str, dirty: bool) -> dict[str, Any]:
+    return {"run_id": run["run_id"], "table": run["table"], "row": run["row"], "col": run["col"],
+            "seed": run["seed"], "scale": run["scale"], "variant": run.get("variant", PAPER), "config": run["config"],
+            "git_commit": commit, "git_dirty": dirty, "host": socket.gethostname(),
+            "python": platform.python_version(), "pid": os.getpid(), "started_at": _now()}
+
+
+def write_failed(run: dict, results_dir: str, error: str, **extra) -> dict:
+    """Write and return a ``failed`` record for a run that ended outside ``execute_run`` (its worker
+    process died); its checkpoint stays, so the retry resumes."""
+    commit, dirty = git_state()
+    record = {**_record_head(run, commit, dirty), **extra, "status": "failed", "error": error, "finished_at": _now()}
+    store.write_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]), record)
+    return record
+
+
 def execute_run(run: dict, results_dir: str, data_root: str | None = None,
                 progress: Callable[..., None] | None = None, checkpoint: bool = False,
-                log_path: str | None = None) -> dict:
+                log_path: str | None = None, claim: "claims.Claim | None" = None) -> dict:
     """Train one run and write its record; return the record. Never raises for a failing run.
 
     The engine's ``train(config, data_root=, progress=, checkpoint=)`` returns ``{"metrics",
     "data", "device", "versions"}`` and sets ``metrics["diverged"]`` when the loss became NaN.
-    With ``checkpoint`` the engine saves its state every epoch and resumes from it (requeued
-    SLURM jobs); the file goes once the record is written.
+    With ``checkpoint`` the engine saves its state every epoch and resumes from it (an interrupted
+    local run, a requeued SLURM job); the file goes once the record is written. ``claim``: the
+    run's claim (``attempt_run``); should it have been taken over meanwhile (a heartbeat lost for
+    longer than the lease) and the run finished by the new holder, that record stays.
     """
     commit, dirty = git_state()
     diff_name = None
@@ -257,15 +331,11 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
         path = store.table_dir(results_dir, run["scale"], run["table"]) / diff_name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(git_diff())
-    record: dict[str, Any] = {
-        "run_id": run["run_id"], "table": run["table"], "row": run["row"], "col": run["col"],
-        "seed": run["seed"], "scale": run["scale"], "variant": run.get("variant", PAPER), "config": run["config"],
-        "git_commit": commit, "git_dirty": dirty, "host": socket.gethostname(),
-        "python": platform.python_version(), "pid": os.getpid(),
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    record = _record_head(run, commit, dirty)
     if log_path:
         record["log_path"] = log_path
+    if claim is not None and claim.took_over:
+        record["claim_taken_over"] = claim.took_over  # whose stale claim this run replaced, and why
     if diff_name:
         record["git_diff"] = diff_name
     ckpt = checkpoint_path(results_dir, run) if checkpoint else None
@@ -275,6 +345,7 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     try:
         if run["run_id"] in os.environ.get(FAULT_ENV, "").split(","):
             raise RuntimeError(f"injected failure ({FAULT_ENV})")
+        time.sleep(float(os.environ.get(DELAY_ENV) or 0))
         engine = engine_module(run["config"])
         kwargs = {"checkpoint": str(ckpt)} if ckpt is not None else {}
         out = engine.train(run["config"], data_root=data_root, progress=progress, **kwargs)
@@ -290,7 +361,11 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
         tail = "".join(traceback.format_exception(e)).strip().splitlines()[-25:]
         record.update(status="failed", error="\n".join(tail))
     record["wall_time_s"] = round(time.monotonic() - t0, 3)
-    record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record["finished_at"] = _now()
+    if claim is not None and not claim.owned():
+        theirs = store.read_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]))
+        if theirs is not None and theirs["status"] in store.FINISHED:
+            return theirs  # another process took the run over and finished it: its record stays
     store.write_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]), record)
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)  # a failed run also starts afresh when retried

@@ -10,6 +10,8 @@ Design (pitfalls from ANCHORS.md):
   trivial. Each job runs a chunk of ``runs_per_job`` runs (packing tiny runs into one job).
 - A run that raises leaves a ``failed`` record with its traceback tail and the job's log path, and
   the job exits non-zero after its other runs; one failure never cancels siblings.
+- Jobs claim each run before training it (``claims``), as local invocations do, so a job and a local
+  run never train the same run; a requeued job takes over its own earlier claim.
 - Runs checkpoint every epoch; on preemption or time-out submitit calls ``checkpoint()``, the job
   requeues itself and resumes (finished runs are skipped, the interrupted one continues).
 - Submission happens under submitit's ``clean_env`` (no SLURM_* leak from a parent job), keeping
@@ -29,11 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import store
+from . import claims, store
 from .errors import UserError
 from .executors import Executor
 from .progress import Progress
-from .runner import execute_run
+from .runner import attempt_run
 
 # key: (type, default, help). None default = optional and unset.
 PROFILE_KEYS: dict[str, tuple[Any, Any, str]] = {
@@ -129,6 +131,8 @@ class JobTask:
     this needs no submitit base class and the suite imports submitit only to submit.
     """
 
+    poll_s = 5.0  # how often a job asks again for runs another process holds
+
     def __init__(self, runs: list[dict], results_dir: str, data_root: str | None):
         self.runs = runs
         self.results_dir = str(results_dir)
@@ -142,16 +146,31 @@ class JobTask:
             log = str(submitit.JobEnvironment().paths.stdout)
         except RuntimeError:  # not inside a submitit job (tests call it directly)
             pass
-        failed = []
-        for run in self.runs:
-            if store.status_of(self.results_dir, run["scale"], run["table"], run["run_id"]) in store.FINISHED:
-                continue  # done before a requeue
-            print(f"run {run['run_id']}: {run['table']} {run['row']} | {run['col']} seed {run['seed']}", flush=True)
-            rec = execute_run(run, self.results_dir, data_root=self.data_root, checkpoint=True, log_path=log)
-            print(f"run {run['run_id']}: {rec['status']}", flush=True)
-            if rec["status"] == "failed":
-                print(rec.get("error", ""), file=sys.stderr, flush=True)
-                failed.append(run["run_id"])
+        failed, todo, told = [], list(self.runs), set()
+        while todo:
+            waiting = []
+            for run in todo:
+                if store.status_of(self.results_dir, run["scale"], run["table"], run["run_id"]) in store.FINISHED:
+                    continue  # done before a requeue, or by another process
+                print(f"run {run['run_id']}: {run['table']} {run['row']} | {run['col']} seed {run['seed']}", flush=True)
+                # Claimed first: a run another process trains (a local invocation, another job) is
+                # waited for, not trained twice; this job's own claim from before a requeue is taken over.
+                outcome, payload = attempt_run(run, self.results_dir, data_root=self.data_root, checkpoint=True,
+                                               log_path=log)
+                if outcome == "busy":
+                    if run["run_id"] not in told:
+                        told.add(run["run_id"])
+                        print(f"run {run['run_id']}: claimed by {claims.describe(payload)}; waiting for it", flush=True)
+                    waiting.append(run)
+                    continue
+                print(f"run {run['run_id']}: {payload['status']}"
+                      + (" (by another process)" if outcome == "finished" else ""), flush=True)
+                if payload["status"] == "failed" and outcome == "trained":
+                    print(payload.get("error", ""), file=sys.stderr, flush=True)
+                    failed.append(run["run_id"])
+            todo = waiting
+            if todo:
+                time.sleep(self.poll_s)
         if failed:  # non-zero exit, so SLURM shows the job FAILED; siblings are unaffected
             raise RuntimeError(f"{len(failed)} run(s) failed: {', '.join(failed)}; their records hold the error")
         return len(self.runs)
@@ -344,6 +363,8 @@ def status(runs: list[dict], results_dir: str) -> list[dict]:
             continue
         job = job_of.get((run["table"], run["run_id"]))
         state = states.get(job) if job else None
+        if state is None and claims.live_holder(claims.claim_path(results_dir, run["scale"], run["run_id"])):
+            state = "RUNNING"  # claimed by a live process: a local invocation or worker, or a job
         if state == "RUNNING":
             row["running"] += 1
         elif state is not None:
