@@ -167,8 +167,8 @@ def test_rows_and_columns_select_by_word():
     assert t3.rows[:4] == ("End-to-End", "Local CNN", "Local MLP", "Local Linear")
     assert t3.cols == ("CIFAR-10 Activity", "CIFAR-10 Weight", "ImageNet32 Activity", "ImageNet32 Weight")
     runs = expand(t3, "small", cols=["CIFAR-10"], rows=["End-to-End", "Local CNN", "NTK CNN", "Gaussian"])
-    # The small run the lead executes: 7 cells x 2 seeds, all on MNIST digits.
-    assert len(runs) == 14 and {r["config"]["dataset"] for r in runs} == {"mnist"}
+    # The small run the lead executes: 7 cells x 2 seeds, all on the real Fashion-MNIST stand-in.
+    assert len(runs) == 14 and {r["config"]["dataset"] for r in runs} == {"fashion_mnist"}
     assert {r["row"] for r in expand(t3, "smoke", rows=["CNN"])} == {"Local CNN", "NTK CNN"}
 
 
@@ -279,16 +279,21 @@ def test_scales_narrow_and_substitute_as_their_notes_say():
     assert {(c["epochs"], c["n_train"], c["n_test"]) for c in smoke.values()} == {(1, 128, 128)}
     assert smoke[("Local CNN", "ImageNet32 Weight")]["dataset"] == "imagenet32"
     small = {(r["row"], r["col"]): r["config"] for r in expand(t3, "small", seeds=1)}
-    assert small[("Local CNN", "CIFAR-10 Weight")]["dataset"] == "mnist"
+    assert small[("Local CNN", "CIFAR-10 Weight")]["dataset"] == "fashion_mnist"
     assert small[("Local CNN", "CIFAR-10 Weight")]["augment"] is False
-    # the MNIST substitute is downsampled to 14 px and the net widened to 0.25 (specs docstring: why)
+    # the stand-in is downsampled to 14 px and the net widened to 0.25 (specs docstring: why)
     assert small[("Local CNN", "CIFAR-10 Weight")]["image_size"] == 14
     assert small[("Local CNN", "CIFAR-10 Weight")]["width_factor"] == 0.25
     assert "downsampled to 14 px" in t3.scales["small"].note
     assert small[("Local CNN", "ImageNet32 Weight")]["dataset"] == "imagenet32"  # not substituted
-    assert "substitution: MNIST digits for CIFAR-10" in t3.scales["small"].note
+    assert "substitution: real Fashion-MNIST for CIFAR-10" in t3.scales["small"].note
+    t2 = BY_ID["table2"]
+    small2 = {(r["row"], r["col"]): r["config"] for r in expand(t2, "small", seeds=1)}
+    assert small2[("Local CNN", "CIFAR-10 Weight")]["dataset"] == "mnist"  # packaged digits, no data root
+    assert "substitution: MNIST digits for CIFAR-10" in t2.scales["small"].note
     small7 = {(r["row"], r["col"]): r["config"] for r in expand(t7, "small", seeds=1)}
-    assert small7[("8b Local CNN", "Fashion-MNIST Weight")]["dataset"] == "mnist"
+    assert small7[("8b Local CNN", "Fashion-MNIST Weight")]["dataset"] == "fashion_mnist"  # itself, a subset
+    assert small7[("8b Local CNN", "Fashion-MNIST Weight")]["n_train"] == 4000
     assert small7[("8b Local CNN", "CIFAR-100 Weight")]["dataset"] == "cifar100"
     assert expand(t7, "smoke", rows=["8b Local CNN"], cols=["Imagenette"])[0]["config"]["image_size"] == 64
     widths = {r["col"]: r["config"]["width_factor"] for r in expand(t8, "smoke", rows=["End-to-End"])}

@@ -12,7 +12,13 @@ plus what the runner adds (``paper``, ``seed``, ``data_source``). The algorithms
   Table 5) projected on a Gradient Guess (``local`` = trained aux, ``ntk`` = aux re-initialised every
   step, ``fixed_ntk`` = one random aux kept fixed (Table 11), ``gaussian``, ``rademacher``) at the
   insertion point ``space`` (``activity``: Eq. 5; ``weight``: Eq. 4), per sample (``projection``
-  ``guess``) or on the span of the batch of guesses (``span``, Table 6).
+  ``guess``), on the span of the batch of guesses (``span``, Table 6), or once per parameter tensor
+  for the whole batch (``batch``, weight space; variant ``per-batch``).
+
+Optional keys (absent = the paper's text; set only by fidelity variants, so the run ids of configs
+without them never change): ``random_weight_norm`` (``per_tensor``: the authors' weight-space random
+guess divided by its squared norm) and ``bn_weight_grad`` (``bias_overwrite``: the authors' batch-norm
+slip). ``training.py`` says what each computes.
 
 ``aux_hidden`` is the auxiliary's base width before ``width_factor`` (A.2: 1024 for the MLP, 32 for
 the CNN; the authors' code uses 512 / 16 for the 16-block split and multiplies by its widen factor;
@@ -39,7 +45,7 @@ GUESSES = ("local", "ntk", "fixed_ntk", "gaussian", "rademacher")
 RANDOM_GUESSES = ("gaussian", "rademacher")
 AUXES = ("cnn", "mlp", "linear", "predsim")
 SPACES = ("activity", "weight")
-PROJECTIONS = ("guess", "span")
+PROJECTIONS = ("guess", "span", "batch")
 STEMS = ("small", "imagenet")
 N_BLOCKS = (8, 16)
 
@@ -48,7 +54,9 @@ SCHEMA_KEYS = (
     "space", "projection", "aux_hidden", "aux_depth", "optimizer", "lr", "momentum", "weight_decay",
     "batch_size", "epochs", "lr_step", "lr_gamma", "augment", "n_train", "n_test",
 )
-RUNNER_KEYS = ("paper", "seed", "data_source")
+RUNNER_KEYS = ("paper", "seed", "data_source", "variant")
+# Optional engine keys of the fidelity variants, and their one allowed value each.
+OPTIONAL_KEYS = {"random_weight_norm": ("per_tensor",), "bn_weight_grad": ("bias_overwrite",)}
 
 # A.2: "This yields h_chan = 1024 and 32 for the MLP and CNN respectively, and n_depth = 3 for both
 # architectures" (8 blocks). The 16-block split uses 512 / 16 in the authors' code (notes, section 2).
@@ -218,8 +226,9 @@ def validate_config(config: dict, *, require_runner_keys: bool = True) -> None:
         if key not in config:
             raise SpecError(f"{where}: missing key {key!r}")
     for key in config:
-        if key not in SCHEMA_KEYS and key not in RUNNER_KEYS:
-            raise SpecError(f"{where}: unknown key {key!r}; keys are {', '.join(SCHEMA_KEYS)}")
+        if key not in SCHEMA_KEYS and key not in RUNNER_KEYS and key not in OPTIONAL_KEYS:
+            raise SpecError(f"{where}: unknown key {key!r}; keys are {', '.join(SCHEMA_KEYS)} "
+                            f"(optional: {', '.join(OPTIONAL_KEYS)})")
 
     def bad(key: str, why: str):
         return SpecError(f"{where}: {key}={config[key]!r}: {why}")
@@ -230,6 +239,9 @@ def validate_config(config: dict, *, require_runner_keys: bool = True) -> None:
     for key, choices in _NULLABLE_CHOICES.items():
         if config[key] is not None and config[key] not in choices:
             raise bad(key, f"unknown value; use one of {', '.join(choices)} or null")
+    for key, choices in OPTIONAL_KEYS.items():
+        if key in config and config[key] not in choices:
+            raise bad(key, f"unknown value; use {', '.join(choices)} or leave the key out (the paper's form)")
     for key in _INT_KEYS:
         if not _is_int(config[key]) or config[key] < 1:
             raise bad(key, "must be a positive integer")
@@ -280,7 +292,8 @@ def _check_method(config: dict, where: str) -> None:
         need(guess is not None, "guess", "algorithm 'fg' needs a Gradient Guess "
                                          "(local, ntk, fixed_ntk, gaussian, rademacher)")
         need(config["space"] is not None, "space", "algorithm 'fg' needs an insertion point (activity or weight)")
-        need(config["projection"] is not None, "projection", "algorithm 'fg' needs a projection (guess or span)")
+        need(config["projection"] is not None, "projection", "algorithm 'fg' needs a projection (guess, span "
+                                                             "or batch)")
         need(not (target == "local" and guess == "local"), "guess",
              "a Local Guess of the Local Target is local learning: use algorithm 'local' (Section 3.2)")
         if guess in RANDOM_GUESSES:
@@ -296,6 +309,17 @@ def _check_method(config: dict, where: str) -> None:
             need(config["space"] == "activity", "space",
                  "the span projection (Table 6) is defined for activity perturbation only")
             need(guess not in RANDOM_GUESSES, "guess", "the span projection (Table 6) projects on auxiliary guesses")
+        if config["projection"] == "batch":
+            need(config["space"] == "weight", "space",
+                 "the per-batch projection (A.3: batch-wise weight gradients) is defined for weight perturbation")
+    for key in OPTIONAL_KEYS:
+        if key in config:
+            need(algorithm == "fg" and config["space"] == "weight" and config["projection"] == "guess", key,
+                 "applies to the per-sample weight-space estimator only (algorithm 'fg', space 'weight', "
+                 "projection 'guess'), the one the authors' code implements this way")
+    if "random_weight_norm" in config:
+        need(guess in RANDOM_GUESSES, "random_weight_norm", "normalises random guesses: needs a gaussian or "
+                                                            "rademacher guess")
     sized = aux in ("cnn", "mlp")
     for key in ("aux_hidden", "aux_depth"):
         value = config[key]

@@ -15,6 +15,11 @@ the batch gradient.
   both spaces.
 - ``project_span`` (Table 6): every target row projected on the span of all B guess rows (the
   least-squares fit t_i ~ sum_k a_ik g_k), computed with a pseudo-inverse.
+- ``project_batch`` / ``project_batch_random`` (variant ``per-batch``): one projection per parameter
+  tensor per batch, of the batch gradient T = sum_i t_i on the batch guess G = sum_i g_i (A.3: "we
+  store the (batch-wise) weight gradients after both target and guess backpropagation, and compute
+  weight-wise the projection"; Eq. 4; the authors' ``avg-weight-fast`` algorithm): (T.G)/(||G||^2 +
+  eps) G, and (T.v) v for one random draw v per tensor.
 """
 
 from __future__ import annotations
@@ -51,6 +56,16 @@ def project_random(target: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return _per_row(directional(target, v), v) * v
 
 
+def project_batch(target: torch.Tensor, guess: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """(T.G) / (||G||^2 + eps) G for whole tensors (one batch gradient each, not per-sample rows)."""
+    return (target * guess).sum() / (guess.pow(2).sum() + eps) * guess
+
+
+def project_batch_random(target: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(T.v) v for one draw v of the tensor's shape: unbiased, as ``project_random`` per sample."""
+    return (target * v).sum() * v
+
+
 def project_span(target: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
     """Each target row projected on span{g_1..g_B}: G^T pinv(G^T) t_i, for all rows at once."""
     g, t = rows(guess), rows(target)
@@ -68,11 +83,14 @@ def draw_random(kind: str, shape, device, dtype=torch.float32) -> torch.Tensor:
     raise ValueError(f"unknown random guess {kind!r}")
 
 
-def estimate(target: torch.Tensor, guess: torch.Tensor, guess_kind: str, projection: str) -> torch.Tensor:
-    """Per-sample estimate rows [B, ...] of the target from the guess (sum them for the batch)."""
+def estimate(target: torch.Tensor, guess: torch.Tensor, guess_kind: str, projection: str,
+             normalised_random: bool = False) -> torch.Tensor:
+    """Per-sample estimate rows [B, ...] of the target from the guess (sum them for the batch).
+    ``normalised_random``: a random guess is divided by its squared norm like any other guess,
+    (t_i.v_i) / (||v_i||^2 + eps) v_i, as the authors' weight-space code does (variant ``code``)."""
     if projection == "span":
         return project_span(target, guess)
-    if guess_kind in RANDOM_GUESSES:
+    if guess_kind in RANDOM_GUESSES and not normalised_random:
         return project_random(target, guess)
     return project_on_guess(target, guess)
 

@@ -13,9 +13,17 @@ One training step per algorithm (Section 3; IMPLEMENTATION_NOTES section 2):
   Table 11; gaussian / rademacher: random). ``space`` activity (Eq. 5): guess and target live at
   the block output, the estimate is backpropagated inside the block only. ``space`` weight (Eq. 4):
   per-sample weight gradients, one projection scalar per sample and parameter tensor (the authors
-  project a layer's weight and bias separately; we do NOT reproduce their bug where the bias
-  projection overwrites ``weight.grad``). The last block and head always get the exact global
-  gradient; trained auxiliaries always get their exact local gradient.
+  project a layer's weight and bias separately). The last block and head always get the exact
+  global gradient; trained auxiliaries always get their exact local gradient.
+
+Where the authors' code departs from the text, config keys select its form (fidelity variants,
+``specs.VARIANTS``; absent = the text): ``random_weight_norm: per_tensor`` divides a weight-space
+random guess by its squared norm, per sample and tensor (``trainer/estimators.py``
+``compute_projection``); ``bn_weight_grad: bias_overwrite`` reproduces their batch-norm slip, where
+the bias's projection is written to ``weight.grad`` (so gamma moves by beta's estimate) and beta
+keeps what the guess pass left in its ``.grad`` (the raw guess gradient of an auxiliary guess; none
+for a random one, whose guess pass runs no backward); ``projection: batch`` projects the batch
+gradient on the batch guess once per tensor (A.3; their ``avg-weight-fast``).
 
 How the projection is computed. Like the authors (App. A.3, "two backward passes") the targets
 and guesses come from vector-Jacobian products, and the directional derivative t_i . g_i is a dot
@@ -46,7 +54,7 @@ from benchmarks.suite.errors import DataError
 
 from .config import DATASETS as PAPER_DATASETS
 from .estimators import (LayerRecorder, RANDOM_GUESSES, directional, draw_random, estimate, per_sample_shares,
-                         projected_on_guess)
+                         project_batch, project_batch_random, projected_on_guess)
 from .models import SplitResNet, count_params, init_weights
 
 EVAL_BATCH = 500
@@ -130,8 +138,10 @@ class Stepper:
         self.algorithm = config["algorithm"]
         self.target, self.guess = config.get("target"), config.get("guess")
         self.space, self.projection = config.get("space"), config.get("projection")
+        self.normalised_random = config.get("random_weight_norm") == "per_tensor"
+        self.bn_overwrite = config.get("bn_weight_grad") == "bias_overwrite"
         self.recorders = None
-        if self.algorithm == "fg" and self.space == "weight":
+        if self.algorithm == "fg" and self.space == "weight" and self.projection != "batch":
             self.recorders = [LayerRecorder(blk) for blk in net.blocks[:-1]]
         self.trace = None  # set to {} to keep, per block, the directional derivatives and guesses
         self.local_losses: list[torch.Tensor] = []  # last step's auxiliary losses, per block
@@ -222,6 +232,8 @@ class Stepper:
             want_chain = self.target == "global" and j > 0
             if self.space == "activity":
                 global_target = self._activity_update(j, zs[j], outs[j], target, guess, want_chain)
+            elif self.projection == "batch":
+                global_target = self._batch_weight_update(j, zs[j], outs[j], target, guess, want_chain)
             else:
                 global_target = self._weight_update(j, zs[j], outs[j], target, guess, want_chain)
         return loss.detach()
@@ -263,7 +275,10 @@ class Stepper:
         traced = [] if self.trace is not None else None
         if guess_deltas is not None:
             # Auxiliary guesses: sum_i c_i g_i without per-sample copies of the weights (estimators).
-            for p, grad, _ in projected_on_guess(records, target_deltas, guess_deltas):
+            projected = projected_on_guess(records, target_deltas, guess_deltas)
+            if self.bn_overwrite:
+                projected = _authors_bn_grads(records, projected, guess_deltas)
+            for p, grad, _ in projected:
                 self._set_grads([p], [grad])
             for k, record in enumerate(records if traced is not None else []):
                 # Tracing (tests): the per-sample guesses themselves, checked against forward-mode AD.
@@ -274,14 +289,55 @@ class Stepper:
             # Random guesses are drawn per sample: per-sample gradients, one layer at a time because
             # those of a wide layer are large (B x |W|).
             for k, record in enumerate(records):
+                shares = []
                 for p, t in per_sample_shares([record], [target_deltas[k]]):
                     g = draw_random(self.guess, t.shape, t.device, t.dtype)
-                    self._set_grads([p], [estimate(t, g, self.guess, self.projection).sum(0)])
+                    shares.append((p, estimate(t, g, self.guess, self.projection, self.normalised_random).sum(0)))
                     if traced is not None:
                         traced.append((p, directional(t, g), g))
+                if self.bn_overwrite and isinstance(record[0], torch.nn.BatchNorm2d):
+                    # gamma gets beta's estimate; beta's .grad stays empty (no guess backward ran)
+                    (gamma, _), (_, beta_estimate) = shares
+                    shares = [(gamma, beta_estimate)]
+                for p, grad in shares:
+                    self._set_grads([p], [grad])
         if traced is not None:
             self.trace[j] = traced
         return got[-1] if want_chain else None
+
+    def _batch_weight_update(self, j, z, out, target, guess, want_chain):
+        """``projection: batch``: block j's batch gradients T (target) and G (guess) by one backward
+        each, then (T.G)/(||G||^2 + eps) G per parameter tensor, or (T.v) v for a random guess."""
+        params = list(self.net.blocks[j].parameters())
+        got = torch.autograd.grad(out, params + ([z] if want_chain else []), target, retain_graph=True)
+        targets = got[:len(params)]
+        if guess is not None:
+            guesses = torch.autograd.grad(out, params, guess, retain_graph=True)
+            grads = [project_batch(t, g) for t, g in zip(targets, guesses)]
+        else:
+            guesses = [draw_random(self.guess, t.shape, t.device, t.dtype) for t in targets]
+            grads = [project_batch_random(t, v) for t, v in zip(targets, guesses)]
+        self._set_grads(params, grads)
+        if self.trace is not None:
+            self.trace[j] = list(zip(params, targets, guesses))
+        return got[-1] if want_chain else None
+
+
+def _authors_bn_grads(records, projected, guess_deltas):
+    """The authors' weight-space estimator on a batch norm (variant ``code``): the projection of the
+    bias is written to ``weight.grad`` and the bias keeps the raw guess gradient sum_i g_i (what the
+    guess pass's backward left there). ``projected``: ``projected_on_guess``'s list, in which a batch
+    norm contributes (weight, ...) then (bias, ...)."""
+    out, i = [], 0
+    for (module, _, _), g_delta in zip(records, guess_deltas):
+        if isinstance(module, torch.nn.BatchNorm2d):
+            (gamma, _, gamma_dots), (beta, beta_grad, beta_dots) = projected[i], projected[i + 1]
+            out += [(gamma, beta_grad, gamma_dots), (beta, g_delta.sum((0, 2, 3)), beta_dots)]
+            i += 2
+        else:
+            out.append(projected[i])
+            i += 1
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
