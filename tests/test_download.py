@@ -8,11 +8,8 @@ import gzip
 import hashlib
 import http.server
 import io
-import os
 import pickle
 import re
-import subprocess
-import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -20,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import helpers
+
+ROOT = helpers.ROOT
 SHARED = ROOT.parent / "shared" / "data"
 SELECTION = ("--tables", "bacho2024/table1", "--cols", "MNIST", "Fashion MNIST")
 FOLDERS = ("MNIST", "FashionMNIST")
 
 
-def cli(*args, env_extra=None, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "FGBENCH_DATA_ROOT" and not k.endswith("_MIRROR")}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "run_all.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=timeout)
+def cli(*args, **kw):
+    """Without the caller's mirror variables: a test names the mirror it serves."""
+    return helpers.cli(*args, drop_env=lambda name: name.endswith("_MIRROR"), **kw)
 
 
 def _published_md5s() -> dict[str, str]:

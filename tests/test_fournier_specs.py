@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -23,16 +22,11 @@ from benchmarks.fournier2023.config import SCHEMA_KEYS, make_config
 from benchmarks.fournier2023.specs import TABLE3_RANDOM_MISSING, TRANSCRIPTIONS, grid
 from benchmarks.suite.errors import SpecError
 from benchmarks.suite.spec import REQUIRED_SCALES as SCALES, Published, expand
+from helpers import ROOT, cli, needs_paper, paper_text
 
-ROOT = Path(__file__).resolve().parents[1]
-PAPER = ROOT.parent / "shared" / "papers" / "002_65102d1a440d7cf2.txt"
+PAPER = "002_65102d1a440d7cf2.txt"
 NUMBER = re.compile(r"\d+\.\d+(?: ± \d+\.\d+)?")
 BY_ID = {t.table: t for t in TABLES}
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "run_all.py", *args], check=False, cwd=ROOT, text=True,
-                          capture_output=True, timeout=120)
 
 
 def published(table_number: str) -> list[tuple[str, str | None]]:
@@ -71,18 +65,18 @@ def _split(value: str) -> tuple[str, str | None]:
 
 # ---- published numbers --------------------------------------------------------------------------
 
-@pytest.mark.skipif(not PAPER.exists(), reason="paper text not found beside the repository")
+@needs_paper(PAPER)
 def test_transcriptions_are_the_paper_tables_value_by_value():
-    printed = printed_tables(PAPER.read_text())
+    printed = printed_tables(paper_text(PAPER))
     assert sorted(printed, key=int) == [str(n) for n in range(1, 13)]
     for number, text in TRANSCRIPTIONS.items():
         ours = [values for _, values in grid(text)]
         assert ours == printed[number], f"Table {number} differs from the paper text"
 
 
-@pytest.mark.skipif(not PAPER.exists(), reason="paper text not found beside the repository")
+@needs_paper(PAPER)
 def test_every_printed_number_is_in_exactly_one_cell_and_nothing_else_is():
-    text = PAPER.read_text()
+    text = paper_text(PAPER)
     printed = printed_tables(text)
     for number in TRANSCRIPTIONS:
         from_paper = Counter(_split(v) for row in printed[number] for v in row if v != "-")

@@ -18,15 +18,7 @@ import pytest
 from benchmarks.suite import claims, executors, report, store
 from benchmarks.suite.progress import Progress, _bar, _clock
 from benchmarks.suite.spec import Cell, Published, Scale, TableSpec
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, env_extra=None, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "FGBENCH_DATA_ROOT"}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "run_all.py", *map(str, args)], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=timeout)
+from helpers import ROOT, cli
 
 
 def _dead_pid() -> int:

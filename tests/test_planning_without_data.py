@@ -2,27 +2,16 @@
 with one that lacks a dataset) show the runs with the ids they will have, name the missing datasets
 and how to get them; training without the data still stops with one clear line."""
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from benchmarks.suite import runner
 from benchmarks.suite.registry import all_tables, select_tables
 from benchmarks.suite.spec import SCALES
+from helpers import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-
-
-def cli(*args, env_extra=None, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "FGBENCH_DATA_ROOT"}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "run_all.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=timeout)
 
 
 def test_every_table_plans_at_every_scale_without_data():

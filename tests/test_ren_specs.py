@@ -5,11 +5,9 @@ the CLI listing, exporting and dry-running the four tables without importing jax
 import copy
 import csv
 import math
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,20 +15,13 @@ from benchmarks.ren2023 import TABLES as ALL_TABLES, estimate_seconds, validate_
 from benchmarks.ren2023.config import ARCHS, KEYS, RUNNER_KEYS, forward_macs, protocol
 from benchmarks.suite.errors import SpecError
 from benchmarks.suite.spec import REQUIRED_SCALES as SCALES, expand
+from helpers import ROOT, cli, needs_paper, paper_text
 
 # The paper's tables (Fig. 8, run by the theory engine, is tested in test_theory_figures.py).
 TABLES = [t for t in ALL_TABLES if t.kind == "table"]
 
-ROOT = Path(__file__).resolve().parents[1]
-PAPER = ROOT.parent / "shared" / "papers" / "001_f992f8fbb32e84c3.txt"
-needs_paper = pytest.mark.skipif(not PAPER.exists(), reason="paper text not found beside the repository")
+PAPER = "001_f992f8fbb32e84c3.txt"
 SPEC = {t.table: t for t in TABLES}
-
-
-def cli(*args):
-    env = {k: v for k, v in os.environ.items() if k != "FGBENCH_DATA_ROOT"}
-    return subprocess.run([sys.executable, "run_all.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=120)
 
 
 # ---- published numbers --------------------------------------------------------------------------
@@ -55,9 +46,9 @@ def _ours(spec) -> dict:
     return {(c.row, c.col): (c.published["test_err"].value, c.published["train_err"].value) for c in spec.cells}
 
 
-@needs_paper
+@needs_paper(PAPER)
 def test_every_number_of_tables_3_to_6_is_in_the_specs_at_its_place_and_nothing_else():
-    text = PAPER.read_text()
+    text = paper_text(PAPER)
     # In the text every table body precedes its caption.
     t3_start = text.index("Dataset\tMNIST")
     t3_end = text.index("Table 3: Supervised")
@@ -102,9 +93,9 @@ def test_layout_and_special_cells():
 
 # ---- Table 2 and Appendix 11 --------------------------------------------------------------------
 
-@needs_paper
+@needs_paper(PAPER)
 def test_archs_follow_table_2_as_printed():
-    rows = re.findall(r"LocalMixer (\S+)\t(\d+)\t(.+?)\t(\d+)\t(\d+)\t(\S+)\t(\S+)\n", PAPER.read_text())
+    rows = re.findall(r"LocalMixer (\S+)\t(\d+)\t(.+?)\t(\d+)\t(\d+)\t(\S+)\t(\S+)\n", paper_text(PAPER))
     assert len(rows) == 5
     datasets = {"MNIST": "mnist", "CIFAR-10": "cifar10", "ImageNet": "imagenet"}
     for name, blocks, patches, channels, groups, params, dataset in rows:

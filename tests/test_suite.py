@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,18 +16,11 @@ from benchmarks.bacho2024 import TABLES as ALL_BACHO
 from benchmarks.suite import store
 from benchmarks.suite.errors import SpecError, UserError
 from benchmarks.suite.spec import Cell, Published, Scale, TableSpec, expand, published_rows, run_id
+from helpers import ROOT, cli, needs_paper, paper_text
 
 # The paper's tables (its figures, reproduced by the theory engine, are tested in test_theory_figures.py).
 TABLES = [t for t in ALL_BACHO if t.kind == "table"]
-ROOT = Path(__file__).resolve().parents[1]
-PAPER = ROOT.parent / "shared" / "papers" / "003_f22b276a271e5e73.txt"
-
-
-def cli(*args, env_extra=None, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "FGBENCH_DATA_ROOT"}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "run_all.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=timeout)
+PAPER = "003_f22b276a271e5e73.txt"
 
 
 # ---- specs --------------------------------------------------------------------------------------
@@ -46,10 +38,10 @@ def test_bacho_specs_cover_every_published_cell():
     assert b6.cell("2L LG-FG-A", "MNIST") is None and b6.cell("3L LG-FG-A", "MNIST") is not None
 
 
-@pytest.mark.skipif(not PAPER.exists(), reason="paper text not found beside the repository")
+@needs_paper(PAPER)
 def test_published_numbers_are_exactly_as_printed_in_the_paper():
     """Every 'mean ± std%' of Tables 1-3 and B.6 is in our specs, and nothing else is."""
-    text = PAPER.read_text()
+    text = paper_text(PAPER)
     start, end = text.index("Table 1\n"), text.index("Appendix C.")
     body = text[start:end]
     printed = re.findall(r"(\d+\.\d+) ± (\d+\.\d+)%", body)

@@ -1,12 +1,6 @@
 """Fidelity variants: a variant changes only the keys it names (and the run id), the baseline keeps the
 ids of a spec without variants, unknown names are exit 2 with the list, reports never mix variants."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from benchmarks.bacho2024.specs import TABLE1, TABLE2, TABLE_B6, VARIANTS
@@ -15,8 +9,8 @@ from benchmarks.suite.errors import SpecError, UserError
 from benchmarks.suite.spec import (PAPER, Cell, Change, Published, Scale, TableSpec, Variant, expand, run_id,
                                    variant_changes)
 from benchmarks.suite.store import record_path, write_record
+from helpers import cli
 
-ROOT = Path(__file__).resolve().parents[1]
 SCALES = {s: Scale(note=f"{s} note") for s in ("smoke", "small", "full")}
 
 
@@ -96,12 +90,6 @@ def test_an_unknown_variant_is_a_user_error_listing_the_names():
         expand(demo([CODE, FGONLY]), "full", variant="nope")
 
 
-def _cli(*args):
-    env = {k: v for k, v in os.environ.items() if k != "FGBENCH_DATA_ROOT"}
-    return subprocess.run([sys.executable, "run_all.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=120)
-
-
 @pytest.mark.parametrize("args,needle", [
     (("--tables", "bacho2024/table1", "--variant", "nope"), "bacho2024/table1: paper, code, alg3, code-alg3"),
     (("--tables", "ren2023/table3", "--variant", "code"), "unknown variant 'code'"),
@@ -109,16 +97,16 @@ def _cli(*args):
     (("--tables", "bacho2024/table3", "--scale", "screen"), "bacho2024/table1, bacho2024/table2"),
 ])
 def test_cli_rejects_unknown_variants_and_scales_with_exit_2(tmp_path, args, needle):
-    out = _cli(*args, "--results-dir", str(tmp_path / "r"), "--reports-dir", str(tmp_path / "p"))
+    out = cli(*args, "--results-dir", str(tmp_path / "r"), "--reports-dir", str(tmp_path / "p"))
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and needle in lines[0], out.stderr
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
 
 
 def test_cli_lists_variants_and_dry_runs_them():
-    out = _cli("--list", "--tables", "bacho2024/table1")
+    out = cli("--list", "--tables", "bacho2024/table1")
     assert out.returncode == 0 and "code-alg3" in out.stdout and "3 of 21 cells" in out.stdout
-    dry = _cli("--tables", "bacho2024/table1", "--variant", "alg3", "--dry-run")
+    dry = cli("--tables", "bacho2024/table1", "--variant", "alg3", "--dry-run")
     rows = [l for l in dry.stdout.splitlines() if l.startswith("bacho2024/table1")]
     assert dry.returncode == 0 and len(rows) == 3 and all(" FG-A " in l and " alg3 " in l for l in rows)
 
