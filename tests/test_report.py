@@ -87,6 +87,33 @@ def test_agrees_edge_cases():
     assert report.agrees(math.nan, Published("90.0")) is False
 
 
+# Published 50.0 ± 2.0 (band 2 std = 4.0) and 90.0 without a std (band 1 point). Each offset sits
+# 0.1 band-units inside or outside, on either side of the published mean: a rule that drops abs()
+# (everything below the paper agrees), narrows to 1 std, widens to 3, or applies the 1-point band
+# to a cell with a printed std gets at least one of these wrong.
+@pytest.mark.parametrize("published,offset,expected", [
+    (Published("50.0", "2.0"), +3.8, True), (Published("50.0", "2.0"), -3.8, True),    # 1.9 std
+    (Published("50.0", "2.0"), +4.2, False), (Published("50.0", "2.0"), -4.2, False),  # 2.1 std
+    (Published("50.0", "2.0"), +4.0, True), (Published("50.0", "2.0"), -4.0, True),    # 2 std: agrees
+    (Published("50.0", "2.0"), +6.5, False), (Published("50.0", "2.0"), -6.5, False),  # 3.25 std
+    (Published("90.0"), +0.9, True), (Published("90.0"), -0.9, True),                  # no std: 1 point
+    (Published("90.0"), +1.1, False), (Published("90.0"), -1.1, False),
+    (Published("97.50", "0.10"), -0.19, True), (Published("97.50", "0.10"), -0.21, False),  # small std
+])
+def test_agreement_band_boundaries_on_both_sides(published, offset, expected):
+    assert report.agrees(published.mean + offset, published) is expected
+
+
+def test_a_cell_far_below_the_paper_reads_disagree_in_the_rendered_table(tmp_path):
+    """The mark a report prints, not only the rule: 10 points under 97.50 ± 0.10 is ✗."""
+    spec = make_spec()
+    for seed, acc in enumerate((87.4, 87.6)):
+        put(tmp_path / "results", spec, "small", f"bp-{seed}", "BP", "MNIST", seed, "ok", acc)
+    report.render_table(spec, "small", tmp_path / "results", tmp_path / "reports", commit="fff9999")
+    md = (tmp_path / "reports" / "small" / "demo" / "table1.md").read_text()
+    assert "87.50 ± 0.14 (2) vs 97.50 ± 0.10 ✗" in md and "0/1 comparable cells agree" in md
+
+
 def test_render_table_and_index(tmp_path):
     spec, other = make_spec(), make_spec("other/table9")
     results, reports = tmp_path / "results", tmp_path / "reports"
