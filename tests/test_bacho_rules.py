@@ -132,6 +132,60 @@ def test_lgfga_is_unbiased_for_its_local_loss():
     assert all(torch.allclose(a.grad, b) for a, b in zip(net.heads[0].parameters(), ref))
 
 
+def test_lgfga_weights_each_examples_perturbation_by_that_examples_own_derivative(monkeypatch):
+    """g(y_l)_b = d_b u_b / N with d_b the directional derivative of example b's own local loss.
+    Averaging d over the batch first is unbiased too (the cross terms vanish in expectation), so the
+    unbiasedness test cannot tell the two apart: this one rebuilds the estimate from the very
+    perturbations the rule drew, by reverse mode, and compares every weight gradient exactly."""
+    net = tiny_fc(heads=True)
+    x, y = batch((6,), n=5)
+    drawn, real_randn_like = [], torch.randn_like
+    monkeypatch.setattr(torch, "randn_like", lambda t, *a, **k: drawn.append(real_randn_like(t, *a, **k)) or drawn[-1])
+    rule = make_rule("LG-FG-A", net, 3, x, {})
+    torch.manual_seed(4)
+    net.zero_grad(set_to_none=True)
+    rule.step(x, y)
+    assert len(drawn) == len(net.blocks)
+    h, losses = x, [net.heads[0], net.out]  # layer 1 learns from its head, layer 2 from the output layer
+    for blk, u, readout in zip(net.blocks, drawn, losses):
+        z = blk(h.detach())
+        (delta,) = torch.autograd.grad(F.cross_entropy(readout(z), y, reduction="sum"), z)  # rows: per example
+        d = (delta * u).flatten(1).sum(1)
+        assert d.std() > 0.1 * d.abs().mean()  # examples differ, so the batch mean would show
+        params = list(blk.parameters())
+        expected = torch.autograd.grad(z, params, grad_outputs=d.view(-1, *[1] * (u.dim() - 1)) * u / x.shape[0])
+        for p, g in zip(params, expected):
+            assert torch.allclose(p.grad, g, rtol=1e-5, atol=1e-7)
+        h = z
+
+
+def test_dkp_projects_the_error_through_b_before_updating_it():
+    """DKP (authors' code): the hidden layers get e B_l with the B_l the step started with; then
+    B_l steps along e^T y_l. Checked with a feedback learning rate that moves B_l, from a random B_l,
+    so that projecting through the updated matrix would give another weight gradient."""
+    net = tiny_fc()
+    x, y = batch((6,))
+    rule = make_rule("DKP", net, 3, x, {})
+    rule.feedback_opt = torch.optim.SGD(rule.feedback_params(), lr=0.5)
+    torch.manual_seed(8)
+    with torch.no_grad():
+        for b in rule.B:
+            b.normal_()
+    b_old = [b.detach().clone() for b in rule.B]
+    with torch.no_grad():
+        h1 = net.blocks[0](x)
+        h2 = net.blocks[1](h1)
+        e = rule._output_error(net.out(h2), y)
+    b_new = [b0 - 0.5 * e.t() @ h for b0, h in zip(b_old, (h1, h2))]
+    net.zero_grad(set_to_none=True)
+    rule.step(x, y)
+    assert all(torch.allclose(b.detach(), bn, atol=1e-6) for b, bn in zip(rule.B, b_new))
+    pre = net.blocks[1][0](h1)
+    for B, should in ((b_old, True), (b_new, False)):
+        delta = (e @ B[1]) * (pre > 0)
+        assert torch.allclose(net.blocks[1][0].weight.grad, delta.t() @ h1, atol=1e-6) is should
+
+
 def test_fdfa_tangent_is_the_output_jacobian_times_perturbations():
     """FDFA's d (Eq. 7) equals sum_l (dy_L/dy_l) u_l, computed here by reverse mode."""
     net = tiny_fc()
