@@ -5,7 +5,9 @@ the fitted slopes must come out as the propositions predict, and the figures mus
 CLI like any table, with a report that prints slopes ± SE and the deviation from theory.
 """
 
+import csv
 import functools
+import io
 import json
 import subprocess
 import sys
@@ -118,6 +120,46 @@ def test_validate_config_names_the_bad_key():
         validate_config(_bacho_config(method="FG-W", sweep="depth", values=[1, 2, 4]))
     with pytest.raises(SpecError, match="values"):
         validate_config(_bacho_config(method="FG-W", sweep="n0", values=[1, 2]))
+
+
+def _figure_record(spec, row, col, slope, se, theory):
+    cell = spec.cell(row, col)
+    return {"row": row, "col": col, "status": "ok", "config": dict(cell.config),
+            "metrics": {"slope": slope, "slope_se": se, "theory_slope": theory, "max_rel_dev": 5.0,
+                        "curves": {"x": [1.0, 2.0, 4.0], "empirical": [1.0, 2.0, 4.0], "theory": [1.0, 2.0, 4.0]}}}
+
+
+def test_figure_report_compares_each_slope_with_the_papers_and_says_where_they_differ():
+    """Each measured slope is compared with the slope the paper predicts, not only with the engine's
+    own theory line; curves that differ from the paper are listed, with whether the theory line
+    over the same points departs from the paper too."""
+    from benchmarks.suite import figure_report
+    from benchmarks.theory.specs import FIG6
+
+    records = [
+        _figure_record(FIG6, "FG-W", "inputs n0", 0.954, 0.073, 0.972),    # paper 1: both agree
+        _figure_record(FIG6, "FG-W", "neurons n1", 1.124, 0.033, 1.111),   # paper 1: 3.8 SE off, theory too
+        _figure_record(FIG6, "FG-A", "inputs n0", 0.300, 0.020, 0.280),    # paper 0: theory agrees with us, not the paper
+        _figure_record(FIG6, "FG-A", "neurons n1", 1.300, 0.020, 1.010),   # paper 1: theory agrees with the paper, not us
+        _figure_record(FIG6, "FG-W, Kaiming output init", "inputs n0", 0.9, 0.04, 0.95),  # no prediction
+    ]
+    stats = figure_report.figure_stats(FIG6, records)
+    assert [stats[(r["row"], r["col"])]["paper_slope_agrees"] for r in records] == [True, False, False, False, None]
+    assert [stats[(r["row"], r["col"])]["slope_agrees"] for r in records] == [True, True, True, False, True]
+    md = figure_report.markdown(FIG6, [], stats, None)
+    assert "| FG-W | inputs n0 | 0.954 ± 0.073 | 0.972 | 1 | ✓ | ✓ |" in md
+    assert "| FG-W | neurons n1 | 1.124 ± 0.033 | 1.111 | 1 | ✓ | ✗ |" in md
+    assert "| FG-W, Kaiming output init | inputs n0 | 0.900 ± 0.040 | 0.950 | — | ✓ | — |" in md
+    assert "4/5 measured slopes agree with their theory line (within 3 SE), 1/4 with the slope the paper predicts" in md
+    differ = md.split("**Where the measured slope differs from the paper's:**")[1].strip().splitlines()
+    assert [line.split(":")[0] for line in differ if line.startswith("- ")] == [
+        "- FG-W, neurons n1", "- FG-A, inputs n0", "- FG-A, neurons n1"]
+    assert "measured 1.124 ± 0.033, paper 1 (+0.124, 3.8 SE), theory line 1.111; the theory line over" in md
+    assert "FG-A, neurons n1: measured 1.300 ± 0.020, paper 1 (+0.300, 15.0 SE), theory line 1.010; the theory line agrees" in md
+    csv_rows = list(csv.DictReader(io.StringIO(figure_report.csv_text(FIG6, stats))))
+    assert [row["paper_slope_agrees"] for row in csv_rows] == ["True", "False", "False", "False", ""]
+    assert "the paper predicts no slope" in figure_report.summary_line(FIG6, {k: v for k, v in stats.items()
+                                                                            if v["paper_slope_agrees"] is None})
 
 
 def test_cli_runs_a_figure_and_reports_slopes(tmp_path):
