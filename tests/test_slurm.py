@@ -1,8 +1,9 @@
 """The slurm executor against a real (single-node) SLURM cluster.
 
-Uses the cluster SLURM_CONF points to, or starts one with envs/slurm/local_cluster.sh. Where SLURM
-cannot start at all the tests skip with a loud reason, unless FGBENCH_REQUIRE_SLURM=1 (set by
-.ci/run), which turns that into a failure.
+Uses the cluster SLURM_CONF points to, or starts one with envs/slurm/local_cluster.sh. The fixture
+only starts a cluster: it never installs anything (tests must not change the machine; .ci/run runs
+`local_cluster.sh install`). Where SLURM cannot start at all the tests skip with a loud reason,
+unless FGBENCH_REQUIRE_SLURM=1 (set by .ci/run), which turns that into a failure.
 """
 
 import json

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on this machine, for testing the slurm executor.
 #
-#   envs/slurm/local_cluster.sh start [DIR]   install slurm-wlm + munge if missing, write a config for
-#                                              this host (its CPUs and memory, no GPUs, no cgroups),
-#                                              start munged, slurmctld, slurmd; wait until idle
+#   envs/slurm/local_cluster.sh install       install slurm-wlm + munge (Debian packages) if missing
+#   envs/slurm/local_cluster.sh start [DIR]   write a config for this host (its CPUs and memory, no
+#                                              GPUs, no cgroups), start munged, slurmctld, slurmd;
+#                                              wait until idle. Installs nothing: without the
+#                                              packages it fails, naming the install verb
 #   envs/slurm/local_cluster.sh stop [DIR]    stop the daemons by PID
 #   envs/slurm/local_cluster.sh env [DIR]     print `export SLURM_CONF=...` for this cluster
 #
-# State, logs, the munge key and socket live under DIR (default /tmp/fgbench-slurm). Commands
-# find the cluster through SLURM_CONF=DIR/slurm.conf. Must run as root (the daemons do).
+# Installing is a separate verb because the tests start clusters and a test must not change the
+# machine: .ci/run installs, the test fixture only starts. State, logs, the munge key and socket
+# live under DIR (default /tmp/fgbench-slurm). Commands find the cluster through
+# SLURM_CONF=DIR/slurm.conf. Must run as root (the daemons do).
 set -euo pipefail
 cmd=${1:-}
 D=${2:-/tmp/fgbench-slurm}
 
-need() {
-  if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null \
-     || ! command -v sbatch >/dev/null; then
+installed() {
+  command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
+    && command -v sbatch >/dev/null
+}
+
+install() {
+  if ! installed; then
     echo "installing slurm-wlm and munge (Debian packages)..." >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
@@ -24,7 +32,11 @@ need() {
 }
 
 start() {
-  need
+  if ! installed; then
+    echo "SLURM is not installed here (slurmctld, slurmd, munged, sbatch); install it first with" \
+         "'bash envs/slurm/local_cluster.sh install' (root, Debian's slurm-wlm and munge)" >&2
+    return 1
+  fi
   stop >/dev/null 2>&1 || true
   local host mem cpus t0
   t0=$(date +%s%N)
@@ -98,8 +110,9 @@ stop() {
 }
 
 case "$cmd" in
+  install) install ;;
   start) start ;;
   stop) stop ;;
   env) echo "export SLURM_CONF=$D/slurm.conf" ;;
-  *) echo "usage: $0 start|stop|env [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 install | start|stop|env [DIR]" >&2; exit 2 ;;
 esac
