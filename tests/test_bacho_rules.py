@@ -140,7 +140,12 @@ def test_lgfga_weights_each_examples_perturbation_by_that_examples_own_derivativ
     net = tiny_fc(heads=True)
     x, y = batch((6,), n=5)
     drawn, real_randn_like = [], torch.randn_like
-    monkeypatch.setattr(torch, "randn_like", lambda t, *a, **k: drawn.append(real_randn_like(t, *a, **k)) or drawn[-1])
+
+    def recorded_randn_like(t, *a, **k):
+        drawn.append(real_randn_like(t, *a, **k))
+        return drawn[-1]
+
+    monkeypatch.setattr(torch, "randn_like", recorded_randn_like)
     rule = make_rule("LG-FG-A", net, 3, x, {})
     torch.manual_seed(4)
     net.zero_grad(set_to_none=True)
