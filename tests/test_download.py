@@ -155,13 +155,13 @@ def test_an_unreachable_mirror_is_one_line_and_leaves_no_folder(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "downloading mnist from" in lines[0] and "Traceback" not in out.stderr
     assert not root.exists()
-    # The selection: a table's datasets at --scale when given (Fournier's small scale swaps in MNIST
-    # for CIFAR-10), at every scale otherwise. MNIST comes first and fails here, before any network.
+    # The selection: a table's datasets at --scale when given (Fournier's Table 5 at small scale swaps
+    # in MNIST for CIFAR-10), at every scale otherwise. MNIST comes first and fails here, before any network.
     dead = {"FGBENCH_MNIST_MIRROR": f"http://127.0.0.1:{port}/"}
-    small = cli("--download", "--data-root", str(root), "--tables", "fournier2023/table4", "--scale", "small",
+    small = cli("--download", "--data-root", str(root), "--tables", "fournier2023/table5", "--scale", "small",
                 env_extra=dead)
     assert small.returncode == 2 and "datasets of the selection: mnist;" in small.stdout
-    every = cli("--download", "--data-root", str(root), "--tables", "fournier2023/table4", env_extra=dead)
+    every = cli("--download", "--data-root", str(root), "--tables", "fournier2023/table5", env_extra=dead)
     assert every.returncode == 2 and "datasets of the selection: mnist, cifar10;" in every.stdout
     assert not root.exists()
 

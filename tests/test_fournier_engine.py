@@ -380,7 +380,7 @@ def test_the_method_space_is_the_papers():
     assert len(METHODS) > 100
     fg = [m for m in METHODS if m[0] == "fg"]
     assert {m[1] for m in fg} == set(fconfig.TARGETS) and {m[2] for m in fg} == set(fconfig.GUESSES)
-    assert {m[4] for m in fg} == {"activity", "weight"} and {m[5] for m in fg} == {"guess", "span"}
+    assert {m[4] for m in fg} == {"activity", "weight"} and {m[5] for m in fg} == {"guess", "span", "batch"}
 
 
 @pytest.mark.parametrize("n_blocks", [8, 16])
