@@ -21,26 +21,16 @@ from benchmarks.fournier2023.specs import TABLES
 from benchmarks.fournier2023.training import setup
 from benchmarks.suite.errors import SpecError
 from benchmarks.suite.spec import expand, run_id
+from test_fournier_engine import make_cfg as engine_cfg, one_thread  # noqa: F401 (autouse fixture)
 
 CPU = torch.device("cpu")
 SPECS = {t.table: t for t in TABLES}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_cfg(**overrides) -> dict:
-    cfg = {"dataset": "cifar10", "n_blocks": 8, "width_factor": 0.0625, "stem": "small", "image_size": 8,
-           "algorithm": "fg", "target": "global", "guess": "local", "aux": "cnn", "space": "weight",
-           "projection": "guess", "aux_hidden": 64, "aux_depth": 3, "optimizer": "sgd", "lr": 0.05,
-           "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 4, "epochs": 1, "lr_step": 30,
-           "lr_gamma": 0.2, "augment": False, "n_train": None, "n_test": None, "seed": 0}
-    cfg.update(overrides)
+    """test_fournier_engine's tiny config, in weight space; a random guess of the global target
+    takes no auxiliary."""
+    cfg = engine_cfg(**{"space": "weight", **overrides})
     if cfg["guess"] in est.RANDOM_GUESSES and cfg["target"] == "global":
         cfg["aux"], cfg["aux_hidden"], cfg["aux_depth"] = None, None, None
     return cfg
