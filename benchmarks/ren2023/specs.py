@@ -79,14 +79,16 @@ def _small(dataset: str, objective: str, arch: str) -> dict:
 
 
 SMOKE_NOTE = ("smoke test: 'tiny' LocalMixer (2 blocks, 2x2 patches, 16 channels, 2 groups), 1 epoch on "
-              "256 train / 128 test examples, batch 64, no warm-up, 1 seed")
+              "256 train / 128 test examples, batch 64, no warm-up, 1 seed, programs compiled at XLA "
+              "optimisation level 0")
 FULL = Scale("full: the paper's protocol (Appendix 11), 1 seed (the paper does not say how many runs "
              "it averaged)")
 
 
 def _scales(cols: dict[str, tuple[str, str, str]], small_note: str) -> dict[str, Scale]:
     smoke_cols = {c: o for c, key in cols.items() if (o := _smoke(*key))}
-    smoke = {**TINY, "epochs": 1, "n_train": 256, "n_test": 128, "batch_size": 64, "warmup_epochs": 0}
+    smoke = {**TINY, "epochs": 1, "n_train": 256, "n_test": 128, "batch_size": 64, "warmup_epochs": 0,
+             "xla_opt_level": 0}
     return {
         "smoke": Scale(SMOKE_NOTE + ("; ImageNet at 64 px" if smoke_cols else ""), seeds=1, config=smoke,
                        col_config=smoke_cols),

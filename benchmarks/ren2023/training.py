@@ -98,7 +98,7 @@ def _arch(config, n_classes, in_channels):
 def _setting(config, n_classes, in_channels, steps_per_epoch, streamed=False) -> tuple:
     keys = ("method", "objective", "num_blocks", "patch_grid", "channels", "groups", "image_size", "norm",
             "norm_grad", "ln_place", "optimizer", "lr", "momentum", "weight_decay", "epochs", "schedule",
-            "warmup_epochs", "augment", "crop_area_min", "temperature", "proj_dim", "readout_lr")
+            "warmup_epochs", "augment", "crop_area_min", "temperature", "proj_dim", "readout_lr", "xla_opt_level")
     return tuple((k, config.get(k)) for k in keys) + (("n_classes", n_classes), ("in_channels", in_channels),
                                                       ("steps_per_epoch", steps_per_epoch),
                                                       ("streamed", streamed))
@@ -201,6 +201,14 @@ def enable_compilation_cache() -> str | None:
     return where
 
 
+def _jit(fn, config: dict):
+    """jax.jit, at the config's XLA backend optimisation level where it sets one (config.py)."""
+    import jax
+
+    level = config.get("xla_opt_level")
+    return jax.jit(fn) if level is None else jax.jit(fn, compiler_options={"xla_backend_optimization_level": level})
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(setting: tuple):
     """(init, step, predict) jitted functions of one setting; cached so reruns do not recompile."""
@@ -277,8 +285,8 @@ def _compiled(setting: tuple):
 
     # Everything runs compiled: on a loaded CPU each eagerly dispatched op costs a compilation.
     arch_keys = ("num_blocks", "patch_grid", "channels", "groups", "image_size", "norm", "norm_grad",
-                 "ln_place", "objective", "proj_dim", "n_classes", "in_channels")
-    return init, jax.jit(step), _compiled_predict(tuple((k, config.get(k)) for k in arch_keys))
+                 "ln_place", "objective", "proj_dim", "n_classes", "in_channels", "xla_opt_level")
+    return init, _jit(step, config), _compiled_predict(tuple((k, config.get(k)) for k in arch_keys))
 
 
 @functools.lru_cache(maxsize=32)
@@ -301,7 +309,7 @@ def _compiled_predict(setting: tuple):
         outs, _ = backbone(arch, params, patchify((x - mean) / std, arch.patch_grid), stop_between_blocks=True)
         return jnp.argmax(classifier_logits(params, outs[-1], arch.norm_grad), axis=-1)
 
-    return jax.jit(predict)
+    return _jit(predict, config)
 
 
 # ---------------------------------------------------------------------------------------------
