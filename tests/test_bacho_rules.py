@@ -445,3 +445,16 @@ def test_one_pool_cnn_is_the_authors_conv_mnist_net():
     # The text's two-pool net with batch norm also normalises its fc layer (the `bn` of every variant).
     two = build({"method": "BP", "arch": "cnn", "dataset": "mnist", "batchnorm": True})
     assert sum(isinstance(m, nn.BatchNorm1d) for m in two.modules()) == 1
+
+
+def test_the_step_time_benchmark_prints_every_rule_and_the_jax_reference(capsys):
+    # Not a timing test: the README's benchmark command must run and print every row it promises.
+    pytest.importorskip("jax")
+    from benchmarks.bacho2024 import bench
+
+    assert bench.main(["--hidden", "16", "--rounds", "1", "--steps", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in out[2:]}
+    assert set(rows) == set(METHODS) | {"BP"}, out
+    assert any(line.startswith("BP (JAX)") and "torch BP =" in line for line in out), out
+    assert "<= 0.75x" in rows["DFA"] and "<= 1.0x" in rows["FG-A"] and "<= 1.5x" in rows["FG-W"]
