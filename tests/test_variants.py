@@ -151,6 +151,22 @@ def test_reports_of_different_variants_never_mix_records(tmp_path):
     assert "| BP | A | 90.0 ± 0.5 |" in fmd and "= paper" in fmd and "source: main.py --lr" in fmd
 
 
+def test_the_fidelity_report_ranks_each_column_per_variant_with_the_texts_values_where_unchanged(tmp_path):
+    P = Published
+    cells = tuple(Cell(row, "A", {"rule": rule, "lr": 1.0}, {"test_acc": P(pub, "0.5", 3)})
+                  for row, rule, pub in (("BP", "bp", "90.0"), ("FG", "fg", "80.0"), ("Z", "z", "70.0")))
+    spec = demo([FGONLY], rows=("BP", "FG", "Z"), cells=cells)
+    res, rep = tmp_path / "results", tmp_path / "reports"
+    # paper: 30 > 20 > 10, the published order (rho 1); fgonly moves FG alone to the top (rho 0.5)
+    acc = {("BP", PAPER): 30.0, ("FG", PAPER): 20.0, ("Z", PAPER): 10.0, ("FG", "fgonly"): 40.0}
+    for run in expand(spec, "full", variant="all"):
+        _record(res, spec, "full", run, acc[(run["row"], run["variant"])])
+    report.render_table(spec, "full", res, rep, commit="abc")
+    fmd = (rep / "full" / "demo" / "t1.fidelity.md").read_text()
+    assert "| column | paper | fgonly |" in fmd
+    assert "| A | 1.00 (n=3) | 0.50 (n=3) |" in fmd
+
+
 def test_bacho_variants_follow_their_sources():
     """The code variant: BN everywhere but the (Fashion-)MNIST FG-W net, one-pool CNN, FG-W lr 1e-3,
     default DFA init, FDFA's late B update; alg3 touches FG-A only; the baseline is the text."""

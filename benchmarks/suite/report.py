@@ -603,6 +603,29 @@ def fidelity_stats(spec: TableSpec, scale: str, per_variant: dict[str, list[dict
     return out
 
 
+def fidelity_rho(spec: TableSpec, fid: dict) -> dict:
+    """{(col, metric): {variant: (rho, n)}}: each variant's ranking of a column's rows against the
+    paper's, the variant's value where it changes a cell, the text's value where it does not."""
+    out = {}
+    for col in spec.cols:
+        for m in spec.metrics:
+            keys = [(row, col, m) for row in spec.rows if (row, col, m) in fid]
+            if not keys:
+                continue
+            per = {}
+            for name in spec.variant_names:
+                ours, pub = [], []
+                for k in keys:
+                    f = fid[k]
+                    s = f["variants"][name] if f["variants"][name] is not None else f["variants"][PAPER]
+                    p = f["published"]
+                    ours.append(np.nan if s is None or s["mean"] is None else s["mean"])
+                    pub.append(np.nan if p is None or p.missing is not None else p.mean)
+                per[name] = _spearman(ours, pub)
+            out[(col, m)] = per
+    return out
+
+
 def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[dict]], commit: str,
                      skipped: list[tuple[str, str]] = ()) -> dict:
     """``.md`` and ``.csv`` of the fidelity report: every variant of every cell beside the paper."""
@@ -672,6 +695,16 @@ def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[di
                        and f["variants"][name]["mean"] is not None) for name in names}
     lines += ["", "**Summary:** closest to the paper: " + (", ".join(f"{k} in {v} cells" for k, v in won.items()) or "none")
               + "; cells within tolerance: " + ", ".join(f"{n} {agree_n[n]}/{ran_n[n]}" for n in names) + "."]
+    rho = fidelity_rho(spec, fid)
+    if any(n for per in rho.values() for _, n in per.values()):
+        lines += ["", "Spearman ρ of ours vs published across rows, per column and variant (a variant's column "
+                  "takes the paper's value where the variant leaves the cell as the text has it):", ""]
+        lines.append("| column | " + " | ".join(names) + " |")
+        lines.append("|" + "---|" * (len(names) + 1))
+        for (col, m), per in rho.items():
+            label = col + (f" ({m})" if len(spec.metrics) > 1 else "")
+            lines.append(f"| {md(label)} | " + " | ".join(
+                ("n/a" if not math.isfinite(r) else f"{r:.2f}") + f" (n={n})" for r, n in per.values()) + " |")
     if spec.notes:
         lines += ["", f"Notes: {spec.notes}"]
     return {".md": "\n".join(lines) + "\n", ".csv": buf.getvalue()}
