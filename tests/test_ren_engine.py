@@ -231,6 +231,19 @@ def test_every_method_learns_digits(method):
     assert m["curves"]["train_loss"][-1] < m["curves"]["train_loss"][0]
 
 
+def test_test_and_train_error_share_one_compiled_prediction(monkeypatch):
+    # Different set sizes, the same chunk size: one program (each compile costs ~0.7 s a smoke run).
+    monkeypatch.setattr(training, "EVAL_BATCH", 100)
+    made = []
+    jit = training._jit
+    monkeypatch.setattr(training, "_jit", lambda fn, config: made.append(jit(fn, config)) or made[-1])
+    training._compiled.cache_clear()
+    training._compiled_predict.cache_clear()
+    training.train(dict(BASE, epochs=1, n_train=300, n_test=200))
+    (predict,) = [f for f in made if f.__name__ == "predict"]
+    assert predict._cache_size() == 1
+
+
 class Interrupt(Exception):
     pass
 

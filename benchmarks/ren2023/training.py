@@ -379,8 +379,13 @@ class _InMemory:
             yield self.x_train, self.y_train, order[i * bs:(i + 1) * bs].astype(np.int32), None
 
     def eval_batches(self, which: str):
+        import jax.numpy as jnp
+
         x, y = (self.x_test, self.y_test_np) if which == "test" else (self.x_train, self.y_train_np)
-        return ((x, idx, y[idx[:k]]) for idx, k in _eval_chunks(len(y)))
+        # Each chunk is gathered here, so that predict sees [chunk, H, W, C] whichever set it scores:
+        # one compiled program for test and train error instead of one per set size.
+        return ((x[jnp.asarray(idx)], np.arange(len(idx), dtype=np.int32), y[idx[:k]])
+                for idx, k in _eval_chunks(len(y)))
 
     def close(self):
         pass
