@@ -244,6 +244,28 @@ def test_test_and_train_error_share_one_compiled_prediction(monkeypatch):
     assert predict._cache_size() == 1
 
 
+def test_methods_and_crop_bounds_share_one_compiled_views_program(monkeypatch):
+    # The BYOL views are half a smoke step's compile time: one program for every method of a column,
+    # and for columns that differ only in the crop's lower bound (Table 4's two CIFAR-10 columns).
+    made = []
+    jit = training._jit
+    monkeypatch.setattr(training, "_jit", lambda fn, config: made.append(jit(fn, config)) or made[-1])
+    training._compiled.cache_clear()
+    training._compiled_views.cache_clear()
+    config = dict(BASE, objective="contrastive", augment="byol", temperature=0.5, proj_dim=16,
+                  readout_lr=0.1, epochs=1, n_train=64, n_test=32)
+    training.train(dict(config, method="BP", crop_area_min=0.3))
+    training.train(dict(config, method="LG-FG-A", crop_area_min=0.5))
+    (views,) = [f for f in made if f.__name__ == "views"]
+    assert views._cache_size() == 1
+    # ... and the bound is an argument that reaches the crops, not a constant of the program.
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)), jnp.uint8)
+    y, idx = jnp.zeros(4, jnp.int32), jnp.arange(4)
+    small, _ = views(x, y, idx, 0, 0, np.float32(0.1))
+    whole, _ = views(x, y, idx, 0, 0, np.float32(1.0))
+    assert not np.allclose(small["x"], whole["x"])
+
+
 class Interrupt(Exception):
     pass
 

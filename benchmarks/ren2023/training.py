@@ -209,36 +209,36 @@ def _jit(fn, config: dict):
     return jax.jit(fn) if level is None else jax.jit(fn, compiler_options={"xla_backend_optimization_level": level})
 
 
+# The config keys that shape the batch views (augmentation, patches, labels); crop_area_min is an
+# argument of the views program, so runs that differ only in it (Table 4's CIFAR-10 columns) share it.
+VIEW_KEYS = ("objective", "augment", "image_size", "patch_grid", "n_classes", "in_channels", "streamed",
+             "xla_opt_level")
+
+
+# Keys of a setting that the optimiser's state never depends on.
+NOT_OPTIMISER_KEYS = ("method", "temperature", "crop_area_min")
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(setting: tuple):
-    """(init, step, predict) jitted functions of one setting; cached so reruns do not recompile."""
+    """(init, views, step, predict) jitted functions of one setting; cached so reruns do not recompile.
+
+    The batch views and the update are two programs: views depend on the data and augmentation only,
+    so every method of a table column reuses one compiled views program (the BYOL augmentation is half
+    the compile time of a smoke run's step)."""
     import jax
-    import jax.numpy as jnp
 
     enable_compilation_cache()
 
-    from . import augment
-    from .models import init_params, patchify
+    from .models import init_params
     from .rules import init_feedback, make_grad_fn
 
     config = dict(setting)
     n_classes, in_channels, spe = config["n_classes"], config["in_channels"], config["steps_per_epoch"]
     arch = _arch(config, n_classes, in_channels)
-    contrastive = config["objective"] == "contrastive"
     grad_fn = make_grad_fn(config["method"], arch, config["objective"], config.get("temperature"))
-    mean, std = (jnp.array(v, jnp.float32) for v in MEAN_STD[in_channels if in_channels in MEAN_STD else 3])
-    size = arch.image_size
 
-    def to_float(xb):  # uint8 [N, H, W, C] -> float [0, 1] at the config's image size
-        x = xb.astype(jnp.float32) / 255.0
-        if x.shape[1] != size or x.shape[2] != size:
-            x = jax.image.resize(x, (x.shape[0], size, size, x.shape[3]), "bilinear")
-        return x
-
-    def to_patches(x):
-        return patchify((x - mean) / std, arch.patch_grid)
-
-    opt_init = jax.jit(lambda p: make_tx(p).init(p))
+    opt_init = _compiled_opt_init(tuple(kv for kv in setting if kv[0] not in NOT_OPTIMISER_KEYS))
 
     def init(seed):
         params = init_params(arch, [seed, 0])
@@ -247,6 +247,54 @@ def _compiled(setting: tuple):
 
     def make_tx(params):
         return make_optimizer(config, params, spe)
+
+    def step(params, opt_state, feedback, batch, k_noise):
+        """One update on a batch of views (``_compiled_views``)."""
+        grads, aux = grad_fn(params, feedback, batch, k_noise)
+        updates, opt_state = make_tx(params).update(grads, opt_state, params)
+        params = jax.tree.map(lambda p, u: p + u, params, updates)
+        return params, opt_state, aux["loss"]
+
+    # Everything runs compiled: on a loaded CPU each eagerly dispatched op costs a compilation.
+    arch_keys = ("num_blocks", "patch_grid", "channels", "groups", "image_size", "norm", "norm_grad",
+                 "ln_place", "objective", "proj_dim", "n_classes", "in_channels", "xla_opt_level")
+    return (init, _compiled_views(tuple((k, config.get(k)) for k in VIEW_KEYS)), _jit(step, config),
+            _compiled_predict(tuple((k, config.get(k)) for k in arch_keys)))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_opt_init(setting: tuple):
+    """Jitted optimiser init; the method plays no part in it, so a column's methods share it."""
+    import jax
+
+    config = dict(setting)
+    return jax.jit(lambda p: make_optimizer(config, p, config["steps_per_epoch"]).init(p))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_views(setting: tuple):
+    """Jitted batch preparation: views(x_all, y_all, idx, step_idx, seed, area_min, x2_all) returns
+    ({"x", "y", "x2"}, k_noise) for the update x_all[idx] (the augmented views as patches, one-hot
+    labels) and the key of the step's perturbations."""
+    import jax
+    import jax.numpy as jnp
+
+    from . import augment
+    from .models import patchify
+
+    config = dict(setting)
+    n_classes, in_channels, size = config["n_classes"], config["in_channels"], config["image_size"]
+    contrastive = config["objective"] == "contrastive"
+    mean, std = (jnp.array(v, jnp.float32) for v in MEAN_STD[in_channels if in_channels in MEAN_STD else 3])
+
+    def to_float(xb):  # uint8 [N, H, W, C] -> float [0, 1] at the config's image size
+        x = xb.astype(jnp.float32) / 255.0
+        if x.shape[1] != size or x.shape[2] != size:
+            x = jax.image.resize(x, (x.shape[0], size, size, x.shape[3]), "bilinear")
+        return x
+
+    def to_patches(x):
+        return patchify((x - mean) / std, config["patch_grid"])
 
     def colour_batch(key, images, view):
         """augment.augment_batch without crop and flip (done when the batch was decoded), same keys."""
@@ -260,33 +308,26 @@ def _compiled(setting: tuple):
             return jnp.where(jax.random.uniform(ks) < solarize_p, jnp.where(img < 0.5, img, 1.0 - img), img)
         return jax.vmap(one)(jax.random.split(key, images.shape[0]), images)
 
-    def step(params, opt_state, feedback, x_all, y_all, idx, step_idx, seed, x2_all=None):
-        """One update on x_all[idx]; streamed runs pass the decoded batch (and for contrastive runs
-        its second view x2_all), already cropped and flipped, with idx = arange(batch)."""
+    def views(x_all, y_all, idx, step_idx, seed, area_min, x2_all=None):
+        """Streamed runs pass the decoded batch (and for contrastive runs its second view x2_all),
+        already cropped and flipped, with idx = arange(batch)."""
         xb, yb = x_all[idx], y_all[idx]
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 2), step_idx)
         k_noise, k_v1, k_v2 = jax.random.split(key, 3)
         x = to_float(xb)
-        area = config.get("crop_area_min") or 0.08
         if config["augment"] == "byol" and config["streamed"]:
             v1 = colour_batch(k_v1, x, view=1)
             v2 = colour_batch(k_v2, to_float(x2_all[idx]), view=2) if contrastive else None
         elif config["augment"] == "byol":
-            v1 = augment.augment_batch(k_v1, x, area, view=1)
-            v2 = augment.augment_batch(k_v2, x, area, view=2) if contrastive else None
+            v1 = augment.augment_batch(k_v1, x, area_min, view=1)
+            v2 = augment.augment_batch(k_v2, x, area_min, view=2) if contrastive else None
         else:
             v1, v2 = x, (x if contrastive else None)
         batch = {"x": to_patches(v1), "y": jax.nn.one_hot(yb, n_classes),
                  "x2": None if v2 is None else to_patches(v2)}
-        grads, aux = grad_fn(params, feedback, batch, k_noise)
-        updates, opt_state = make_tx(params).update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, u: p + u, params, updates)
-        return params, opt_state, aux["loss"]
+        return batch, k_noise
 
-    # Everything runs compiled: on a loaded CPU each eagerly dispatched op costs a compilation.
-    arch_keys = ("num_blocks", "patch_grid", "channels", "groups", "image_size", "norm", "norm_grad",
-                 "ln_place", "objective", "proj_dim", "n_classes", "in_channels", "xla_opt_level")
-    return init, _jit(step, config), _compiled_predict(tuple((k, config.get(k)) for k in arch_keys))
+    return _jit(views, config)
 
 
 @functools.lru_cache(maxsize=32)
@@ -496,7 +537,9 @@ def _train(config: dict, source, progress, checkpoint) -> dict:
     spe = n // bs
     seed, epochs = int(config["seed"]), int(config["epochs"])
 
-    init, step, predict = _compiled(_setting(config, source.n_classes, source.in_channels, spe, source.streamed))
+    init, views, step, predict = _compiled(_setting(config, source.n_classes, source.in_channels, spe,
+                                                    source.streamed))
+    area_min = np.float32(config.get("crop_area_min") or 0.08)
     params, feedback, opt_state = init(seed)
     curves = {"epoch": [], "train_loss": [], "test_err": []}
     first, resumed = 1, 0
@@ -511,8 +554,8 @@ def _train(config: dict, source, progress, checkpoint) -> dict:
         order = np.random.default_rng([seed, epoch]).permutation(n)
         step_losses = []
         for i, (x_all, y_all, idx, x2_all) in enumerate(source.train_batches(order, bs, spe, seed, epoch)):
-            params, opt_state, loss = step(params, opt_state, feedback, x_all, y_all, idx,
-                                           (epoch - 1) * spe + i, seed, x2_all)
+            batch, k_noise = views(x_all, y_all, idx, (epoch - 1) * spe + i, seed, area_min, x2_all)
+            params, opt_state, loss = step(params, opt_state, feedback, batch, k_noise)
             step_losses.append(loss)
         train_loss = float(np.mean(jax.device_get(step_losses))) if step_losses else math.nan
         if not math.isfinite(train_loss):
