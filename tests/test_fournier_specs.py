@@ -270,7 +270,7 @@ def test_scales_narrow_and_substitute_as_their_notes_say():
     t3, t7, t8 = BY_ID["table3"], BY_ID["table7"], BY_ID["table8"]
     smoke = {(r["row"], r["col"]): r["config"] for r in expand(t3, "smoke")}
     assert {c["width_factor"] for c in smoke.values()} == {0.0625}
-    assert {(c["epochs"], c["n_train"], c["n_test"]) for c in smoke.values()} == {(1, 128, 128)}
+    assert {(c["epochs"], c["n_train"], c["n_test"]) for c in smoke.values()} == {(1, 64, 64)}
     assert smoke[("Local CNN", "ImageNet32 Weight")]["dataset"] == "imagenet32"
     small = {(r["row"], r["col"]): r["config"] for r in expand(t3, "small", seeds=1)}
     assert small[("Local CNN", "CIFAR-10 Weight")]["dataset"] == "fashion_mnist"

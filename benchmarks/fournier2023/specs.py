@@ -22,7 +22,7 @@ Layout conventions (the same in every table):
   width needs them in columns.
 
 Scales:
-- smoke: a pipeline check, seconds a cell: 128 train / 128 test examples, i.e. one training step
+- smoke: a pipeline check, seconds a cell: 64 train / 64 test examples, i.e. one training step
   (synthetic stand-ins where no real data is found), width 0.0625 (auxiliaries alike; Tables 8 and 10:
   k x 0.0625), 1 epoch, 1 seed.
 - small: CPU-sized runs on real data. CIFAR-10 is SUBSTITUTED: by real Fashion-MNIST in Tables 3, 4
@@ -63,7 +63,7 @@ RUNS_WITH_STD = 4  # captions: "We report the mean and standard deviation over 4
 
 # Scale settings shared by every table.
 SMOKE_WIDTH, SMALL_WIDTH = 0.0625, 0.25
-SMOKE_CONFIG = {"epochs": 1, "n_train": 128, "n_test": 128}  # one step of everything
+SMOKE_CONFIG = {"epochs": 1, "n_train": 64, "n_test": 64}  # one step of everything (per-sample weight-space guesses cost in proportion)
 SMALL_CONFIG = {"epochs": 8, "lr_step": 3, "n_train": 4000, "n_test": 1000}
 # 14 px: MNIST downsampled (antialiased bilinear, training.Batches) so that width 0.25 costs what
 # width 0.125 did at 28 px; see the module docstring for why width matters here.
@@ -194,7 +194,7 @@ def _scales(*, seeds_full: int, substituted: tuple[str, ...] = (), real_cols: di
     def width_note(base):
         return f"width {'k x ' if width_cols else ''}{base} (auxiliaries alike)"
 
-    smoke = Scale(f"smoke test: 128 train / 128 test examples (synthetic stand-ins where no real data), "
+    smoke = Scale(f"smoke test: 64 train / 64 test examples (synthetic stand-ins where no real data), "
                   f"{width_note(SMOKE_WIDTH)}, 1 epoch (one step), 1 seed; not a reproduction",
                   seeds=1, config={**SMOKE_CONFIG, **narrow(SMOKE_WIDTH)}, col_config=smoke_col)
     titles = sorted({c.rsplit(" ", 1)[0] for c in substituted})
