@@ -139,13 +139,15 @@ def test_lgfga_weights_each_examples_perturbation_by_that_examples_own_derivativ
     perturbations the rule drew, by reverse mode, and compares every weight gradient exactly."""
     net = tiny_fc(heads=True)
     x, y = batch((6,), n=5)
-    drawn, real_randn_like = [], torch.randn_like
+    from benchmarks.bacho2024 import rules
 
-    def recorded_randn_like(t, *a, **k):
-        drawn.append(real_randn_like(t, *a, **k))
+    drawn, real_gaussian_like = [], rules._gaussian_like
+
+    def recorded_gaussian_like(t):
+        drawn.append(real_gaussian_like(t))
         return drawn[-1]
 
-    monkeypatch.setattr(torch, "randn_like", recorded_randn_like)
+    monkeypatch.setattr(rules, "_gaussian_like", recorded_gaussian_like)
     rule = make_rule("LG-FG-A", net, 3, x, {})
     torch.manual_seed(4)
     net.zero_grad(set_to_none=True)
@@ -458,3 +460,45 @@ def test_the_step_time_benchmark_prints_every_rule_and_the_jax_reference(capsys)
     assert set(rows) == set(METHODS) | {"BP"}, out
     assert any(line.startswith("BP (JAX)") and "torch BP =" in line for line in out), out
     assert "<= 0.75x" in rows["DFA"] and "<= 1.0x" in rows["FG-A"] and "<= 1.5x" in rows["FG-W"]
+
+
+CONV_NETS = {"cnn": {}, "cnn one pool, BN": {"cnn_pools": 1, "batchnorm": True},
+             "alexnet": {"arch": "alexnet", "dataset": "cifar100", "batchnorm": True, "image_size": 64,
+                         "width_mult": 0.0625}}
+
+
+@pytest.mark.parametrize("net_name", list(CONV_NETS))
+@pytest.mark.parametrize("method", METHODS)
+def test_conv_nets_on_channels_last_step_exactly_as_on_the_default_layout(method, net_name):
+    """Channels-last conv nets (training.memory_format, for speed) compute the same step: the same
+    gradients and the same feedback updates from the same seed, up to float summation order; the
+    forward-gradient rules draw the same noise for each neuron (rules._gaussian_like)."""
+    from benchmarks.bacho2024.training import memory_format, setup
+
+    cfg = {"method": method, "arch": "cnn", "dataset": "mnist", "lr": 1e-3, "lr_decay": 0.95,
+           "feedback_lr": 1e-3, "batchnorm": False, "image_size": None, "dfa_zero_init": False,
+           **CONV_NETS[net_name]}
+    assert memory_format(cfg) == torch.channels_last
+    shape = (3, 64, 64) if cfg["arch"] == "alexnet" else (1, 28, 28)
+    n_classes = 100 if cfg["arch"] == "alexnet" else 10
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, *shape, generator=g), torch.randint(0, n_classes, (8,), generator=g)
+    results = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        torch.manual_seed(0)
+        net, rule, opt, _ = setup(cfg, torch.device("cpu"), n_classes, x[:2], fmt=fmt)
+        assert net.blocks[0][0].weight.is_contiguous(memory_format=fmt)
+        torch.manual_seed(2)
+        loss = rule.step(x.contiguous(memory_format=fmt), y)
+        grads = [p.grad.clone() for p in net.parameters()]
+        # the feedback matrices' gradients (DKP, FDFA), not B after Adam's first step: that is
+        # +-lr wherever the gradient is nonzero, whatever its size, so rounding flips its sign
+        feedback = [b.grad.clone() for b in getattr(rule, "B", []) if b.grad is not None]
+        results.append((float(loss), grads, feedback))
+    (loss0, g0, b0), (loss1, g1, b1) = results
+    assert loss0 == pytest.approx(loss1, rel=1e-5)
+    assert len(g0) == len(g1) and len(b0) == len(b1)
+    # atol from the largest gradient: a conv bias before batch norm has a gradient of 0 up to rounding
+    scale = max(float(a.abs().max()) for a in g0)
+    for a, b in zip(g0 + b0, g1 + b1):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale)

@@ -17,7 +17,7 @@ import time
 import torch
 
 from .config import METHODS
-from .training import describe_device, pick_device, setup
+from .training import describe_device, memory_format, pick_device, setup
 
 # The team's FLOP floors, as ratios to BP: FG-A does BP's matmul work; LG-FG-A and DFA skip the
 # global backward; FG-W pays for its tangents.
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
             "image_size": 224 if args.arch == "alexnet" else None, "dfa_zero_init": True}
     size = base["image_size"] or h
     torch.manual_seed(0)
-    x = torch.randn(args.batch, c, size, size, device=device)
+    x = torch.randn(args.batch, c, size, size, device=device).contiguous(memory_format=memory_format(base))
     y = torch.randint(0, n_classes, (args.batch,), device=device)
     methods = ["BP"] + [m for m in args.methods if m != "BP"]
     runs = {}

@@ -102,6 +102,13 @@ def _perturb(h, u):
     return fwAD.make_dual(primal, u if tangent is None else tangent + u), primal
 
 
+def _gaussian_like(t: torch.Tensor) -> torch.Tensor:
+    """N(0,1) noise of t's shape, drawn in logical (row-major) order whatever t's memory format:
+    conv nets run channels-last (training.memory_format), and randn_like would then give each
+    neuron another draw of the same generator stream than the row-major net does."""
+    return torch.randn(t.shape, dtype=t.dtype, device=t.device)
+
+
 def _per_example(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return d.view(-1, *([1] * (like.dim() - 1)))
 
@@ -113,14 +120,14 @@ def _perturbed_forward(net: LayeredNet, x, perturb_output: bool):
     ys, us, h = [], [], x
     for blk in net.blocks:
         z = blk(_dual_input(h))
-        u = torch.randn_like(fwAD.unpack_dual(z).primal)
+        u = _gaussian_like(fwAD.unpack_dual(z).primal)
         h, primal = _perturb(z, u)
         ys.append(primal)
         us.append(u)
     logits = net.out(_dual_input(h))
     out_primal = fwAD.unpack_dual(logits).primal
     if perturb_output:
-        u_out = torch.randn_like(out_primal)
+        u_out = _gaussian_like(out_primal)
         logits, _ = _perturb(logits, u_out)
         us.append(u_out)
     return ys, us, logits, out_primal
@@ -173,7 +180,7 @@ class LGFGA(Rule):
             h = x
             for i, blk in enumerate(net.blocks):
                 z = blk(h.detach())
-                u = torch.randn_like(z)
+                u = _gaussian_like(z)
                 probe = fwAD.make_dual(z.detach(), u)  # perturbation seen only by this block's loss
                 if i < n_heads:
                     lv, d = fwAD.unpack_dual(F.cross_entropy(net.heads[i](probe), y, reduction="none"))
