@@ -502,3 +502,19 @@ def test_conv_nets_on_channels_last_step_exactly_as_on_the_default_layout(method
     scale = max(float(a.abs().max()) for a in g0)
     for a, b in zip(g0 + b0, g1 + b1):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_noise_and_feedback_gradients_are_stored_like_the_activity_they_meet():
+    # Mixed layouts are correct but slow (a strided path for every elementwise op): the logical-order
+    # noise and DFA's e B are stored like the channels-last activity they are added to.
+    from benchmarks.bacho2024.rules import _gaussian_like, _stored_like
+
+    t = torch.zeros(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(0)
+    u = _gaussian_like(t)
+    assert u.is_contiguous(memory_format=torch.channels_last) and not u.is_contiguous()
+    torch.manual_seed(0)
+    assert torch.equal(u, torch.randn(2, 3, 4, 5))  # the same values as the row-major draw
+    assert _gaussian_like(torch.zeros(2, 3)).is_contiguous()
+    g = torch.randn(2, 60).view(2, 3, 4, 5)
+    assert torch.equal(_stored_like(g, t), g) and _stored_like(g, t).is_contiguous(memory_format=torch.channels_last)

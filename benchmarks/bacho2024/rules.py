@@ -106,7 +106,15 @@ def _gaussian_like(t: torch.Tensor) -> torch.Tensor:
     """N(0,1) noise of t's shape, drawn in logical (row-major) order whatever t's memory format:
     conv nets run channels-last (training.memory_format), and randn_like would then give each
     neuron another draw of the same generator stream than the row-major net does."""
-    return torch.randn(t.shape, dtype=t.dtype, device=t.device)
+    return _stored_like(torch.randn(t.shape, dtype=t.dtype, device=t.device), t)
+
+
+def _stored_like(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """g (t's shape) in t's memory layout: elementwise ops between a channels-last tensor and a
+    row-major one take a slow strided path (a 1M-element ReLU backward: 3.5 ms instead of 0.7)."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return g.contiguous(memory_format=torch.channels_last)
+    return g
 
 
 def _per_example(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -212,7 +220,7 @@ class _DirectFeedback(Rule):
     def _apply(self, ys, e, loss):
         """Hidden layers: local backward of e B_l; output layer: exact gradient of the loss."""
         with torch.no_grad():
-            grads = [(e @ b.detach()).view_as(yl) for yl, b in zip(ys, self.B)]
+            grads = [_stored_like((e @ b.detach()).view_as(yl), yl) for yl, b in zip(ys, self.B)]
         torch.autograd.backward(ys + [loss], grads + [None])
 
     def _local_forward(self, x):
