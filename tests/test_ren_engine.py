@@ -252,12 +252,14 @@ def test_methods_and_crop_bounds_share_one_compiled_views_program(monkeypatch):
     monkeypatch.setattr(training, "_jit", lambda fn, config: made.append(jit(fn, config)) or made[-1])
     training._compiled.cache_clear()
     training._compiled_views.cache_clear()
+    training._compiled_opt_init.cache_clear()
     config = dict(BASE, objective="contrastive", augment="byol", temperature=0.5, proj_dim=16,
                   readout_lr=0.1, epochs=1, n_train=64, n_test=32)
     training.train(dict(config, method="BP", crop_area_min=0.3))
     training.train(dict(config, method="LG-FG-A", crop_area_min=0.5))
     (views,) = [f for f in made if f.__name__ == "views"]
     assert views._cache_size() == 1
+    assert training._compiled_opt_init.cache_info().currsize == 1  # the optimiser init is shared too
     # ... and the bound is an argument that reaches the crops, not a constant of the program.
     x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)), jnp.uint8)
     y, idx = jnp.zeros(4, jnp.int32), jnp.arange(4)

@@ -24,7 +24,8 @@ EVAL_BATCH = 512
 
 def memory_format(config: dict) -> torch.memory_format:
     """Channels-last for the conv nets: PyTorch's CPU max pooling is ~4x faster on it (the shallow
-    CNN's BP step: 35 -> 20 ms, one thread); the same numbers up to float summation order
+    CNN's BP step: 20.8 -> 15.8 ms, `bench --arch cnn`, one thread); the same numbers up to float
+    summation order
     (tests/test_bacho_rules.py). Fully connected nets keep the default layout."""
     return torch.channels_last if config["arch"] in ("cnn", "alexnet") else torch.contiguous_format
 
@@ -65,7 +66,8 @@ def evaluate(net, split: Batches) -> tuple[float, float]:
 
 def setup(config: dict, device: torch.device, n_classes: int, example: torch.Tensor, fmt=None):
     """Network, rule and optimisers of a run (shared by training and the step-time benchmark);
-    ``fmt``: the nets' memory format (default ``memory_format(config)``; inputs must match it)."""
+    ``fmt``: the nets' memory format (default ``memory_format(config)``; inputs in another layout
+    give the same numbers, slower)."""
     net = build(config).to(device, memory_format=fmt or memory_format(config))
     rule = make_rule(config["method"], net, n_classes, example, config)
     # Adam on forward weights (and LG-FG-A's local heads) with lr decay; Adam without decay on
