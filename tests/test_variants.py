@@ -1,6 +1,8 @@
 """Fidelity variants: a variant changes only the keys it names (and the run id), the baseline keeps the
 ids of a spec without variants, unknown names are exit 2 with the list, reports never mix variants."""
 
+import json
+
 import pytest
 
 from benchmarks.bacho2024.specs import TABLE1, TABLE2, TABLE_B6, VARIANTS
@@ -165,6 +167,37 @@ def test_the_fidelity_report_ranks_each_column_per_variant_with_the_texts_values
     fmd = (rep / "full" / "demo" / "t1.fidelity.md").read_text()
     assert "| column | paper | fgonly |" in fmd
     assert "| A | 1.00 (n=3) | 0.50 (n=3) |" in fmd
+
+
+def test_the_fidelity_report_adds_a_best_epoch_reading_from_each_runs_own_curve(tmp_path):
+    spec = demo([FGONLY])
+    res, rep = tmp_path / "results", tmp_path / "reports"
+    # seed 0 peaks mid-run (a NaN epoch in its curve is skipped), seed 1 peaks at its last epoch
+    curves = {0: [float("nan"), 70.0, 91.0, 89.0], 1: [80.0, 85.0, 89.5]}
+    for run in expand(spec, "full", variant="all"):
+        final = {PAPER: 89.0, "fgonly": 70.0}[run["variant"]]
+        curve = curves[run["seed"]] if run["row"] == "BP" else [60.0, final]
+        _record(res, spec, "full", run, final)
+        path = record_path(res, "full", spec.id, run["run_id"])
+        rec = json.loads(path.read_text())
+        rec["metrics"]["curves"] = {"epoch": list(range(1, len(curve) + 1)), "test_acc": curve}
+        path.write_text(json.dumps(rec))
+    report.render_table(spec, "full", res, rep, commit="abc")
+    fmd = (rep / "full" / "demo" / "t1.fidelity.md").read_text()
+    final_table, best_table = fmd.split("Best-epoch reading")
+    assert "| BP | A | 90.0 ± 0.5 | **89.00 ± 0.00 (2) ✓** |" in final_table
+    # best epochs 91.0 and 89.5: mean 90.25, std 1.06; the FG runs peak at their final epoch
+    assert "| BP | A | 90.0 ± 0.5 | **90.25 ± 1.06 (2) ✓** | = paper | paper |" in best_table
+    assert "| FG | A | 80.0 ± 1.0 | **89.00 ± 0.00 (2) ✗** | 70.00 ± 0.00 (2) ✗ | paper |" in best_table
+    # A record without a curve has no best-epoch reading, and the section disappears with the curves.
+    assert report.best_epoch_records([{"status": "ok", "metrics": {"test_acc": 5.0}}], "test_acc") == []
+    assert report.best_epoch_records([{"status": "ok", "metrics": {"curves": {"test_err": [3.0, 1.0, 2.0]}}}],
+                                     "test_err")[0]["metrics"]["test_err"] == 1.0
+    res2, rep2 = tmp_path / "results2", tmp_path / "reports2"
+    for run in expand(spec, "full", variant="all"):
+        _record(res2, spec, "full", run, 50.0)
+    report.render_table(spec, "full", res2, rep2, commit="abc")
+    assert "Best-epoch" not in (rep2 / "full" / "demo" / "t1.fidelity.md").read_text()
 
 
 def test_bacho_variants_follow_their_sources():
