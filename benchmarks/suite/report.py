@@ -512,12 +512,18 @@ def _png(spec, scale, records, stats, variant=None) -> bytes:
                 if (col, row) in curves:
                     c = curves[(col, row)]
                     a.plot(c.index, c.values, marker=markers[row], ms=4, color=row_colors[row], label=row)
-            a.set_title(f"{col}: {ckey} per epoch (mean over seeds)", fontsize=9)
+                    # the published level in the row's colour, so a miss reads off the curve
+                    cell = spec.cell(row, col)
+                    p = cell.published.get(ckey) if cell is not None else None
+                    if p is not None and p.missing is None and math.isfinite(p.mean):
+                        a.axhline(p.mean, color=row_colors[row], ls=":", lw=1.2)
+            a.set_title(f"{col}: {ckey} per epoch, mean over seeds", fontsize=9)
             a.set_xlabel("epoch")
             a.xaxis.set_major_locator(MaxNLocator(integer=True))
             a.set_ylabel(f"{ckey} (%)")
             a.grid(alpha=0.3)
-            a.legend(fontsize=7)
+            lines = a.get_legend_handles_labels()[0]
+            a.legend(handles=lines + [Line2D([], [], ls=":", color="grey", label="published")], fontsize=7)
         for a in axes[len(ccols):]:
             a.set_visible(False)
     buf = io.BytesIO()
