@@ -751,8 +751,8 @@ def _best_epoch_lines(spec: TableSpec, scale: str, per_variant: dict[str, list[d
         return []
     fid = fidelity_stats(spec, scale, peak)
     names = list(spec.variant_names)
-    lines = ["", f"Best-epoch reading (each run's best per-epoch test value of `{m}`, averaged over seeds). "
-             "The paper does not say which epoch it reports; this reading selects on the test set, so it is "
+    lines = ["", f"Best-epoch reading (each run's best per-epoch test value of `{m}`, averaged over seeds), "
+             "for comparison with papers that may report it: it selects on the test set, so it is "
              "optimistic, and it is shown beside the final-epoch reading above, not in place of it:", ""]
     header = ["row", "col", "published"] + names + ["closest"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
