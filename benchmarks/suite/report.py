@@ -632,6 +632,15 @@ def fidelity_rho(spec: TableSpec, fid: dict) -> dict:
     return out
 
 
+def _variant_cell(f: dict, name: str) -> str:
+    """One variant's cell of a fidelity table: ours with its agreement mark, bold where closest."""
+    s = f["variants"][name]
+    if s is None:
+        return "= paper"
+    text = f"{_ours_text(s)} {MARKS[agrees(s['mean'], f['published'])]}".rstrip()
+    return f"**{text}**" if name == f["closest"] else text
+
+
 def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[dict]], commit: str,
                      skipped: list[tuple[str, str]] = ()) -> dict:
     """``.md`` and ``.csv`` of the fidelity report: every variant of every cell beside the paper."""
@@ -673,14 +682,11 @@ def fidelity_outputs(spec: TableSpec, scale: str, per_variant: dict[str, list[di
     num = lambda x: "" if x is None else ("NaN" if math.isnan(x) else format(x, ".10g"))  # noqa: E731
     for (row, col, m), f in fid.items():
         p = f["published"]
-        cells = []
+        cells = [_variant_cell(f, name) for name in names]
         for name in names:
             s = f["variants"][name]
             if s is None:
-                cells.append("= paper")
                 continue
-            text = f"{_ours_text(s)} {MARKS[agrees(s['mean'], p)]}".rstrip()
-            cells.append(f"**{text}**" if name == f["closest"] else text)
             a = agrees(s["mean"], p)
             changes = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in
                                 variant_changes(spec, name, row, col).items())
@@ -759,14 +765,7 @@ def _best_epoch_lines(spec: TableSpec, scale: str, per_variant: dict[str, list[d
     for (row, col, _), f in fid.items():
         if not any(s is not None and s["n"] for s in f["variants"].values()):
             continue
-        cells = []
-        for name in names:
-            s = f["variants"][name]
-            if s is None:
-                cells.append("= paper")
-                continue
-            text = f"{_ours_text(s)} {MARKS[agrees(s['mean'], f['published'])]}".rstrip()
-            cells.append(f"**{text}**" if name == f["closest"] else text)
+        cells = [_variant_cell(f, name) for name in names]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [row, col, _pub_text(f["published"])] + cells
                                         + [f["closest"] or "—"]) + " |")
     return lines
