@@ -218,6 +218,38 @@ def test_variants_change_exactly_the_weight_space_forward_gradient_cells():
     assert {r["config"]["projection"] for r in batch} == {"batch"} and len(batch) == len(code)
 
 
+def test_the_default_runs_the_chosen_variant_on_random_weight_guesses_and_the_text_elsewhere():
+    """Without --variant, a random weight-space guess of a local target runs the code's estimator and
+    one of the global target the per-batch projection (the Fashion-MNIST evidence); intermediate
+    targets and every other cell (activity space, local and NTK guesses, local learning) run the text."""
+    from benchmarks.fournier2023.specs import RANDOM_WEIGHT_DEFAULT
+    assert RANDOM_WEIGHT_DEFAULT == {"local": "code", "global": "per-batch", "intermediate": "paper"}
+    changed = {"code": {"random_weight_norm": "per_tensor"}, "per-batch": {"projection": "batch"}}
+    chosen_rows = {}
+    for spec in TABLES:
+        paper = {(r["row"], r["col"], r["seed"]): r for r in expand(spec, "full", seeds=1, variant="paper")}
+        for r in expand(spec, "full", seeds=1):
+            base = paper[(r["row"], r["col"], r["seed"])]
+            c = base["config"]
+            random_weight = (c.get("algorithm") == "fg" and c.get("space") == "weight"
+                             and c.get("projection") == "guess" and c.get("guess") in est.RANDOM_GUESSES)
+            want = {"local": "code", "global": "per-batch"}.get(c.get("target")) if random_weight else None
+            if want:
+                chosen_rows[(spec.table, r["row"])] = want
+                assert r["config"]["variant"] == want, (spec.table, r["row"], r["col"])
+                assert changed[want].items() <= r["config"].items()
+            else:
+                assert r["run_id"] == base["run_id"], (spec.table, r["row"], r["col"])
+        for row in spec.rows:
+            assert spec.chosen_variant(row) == chosen_rows.get((spec.table, row), "paper")
+    assert {("table4", "8b Gaussian Guess"): "code", ("table9", "8b CNN Rademacher Guess"): "code",
+            ("table12", "Local Target Gaussian Guess"): "code", ("table3", "Gaussian"): "per-batch",
+            ("table7", "16b Rademacher"): "per-batch", ("table8", "Random Gaussian"): "per-batch"}.items() \
+        <= chosen_rows.items()
+    assert not any(t == "table5" for t, _ in chosen_rows)  # intermediate target: the text
+    assert all("Gaussian" in row or "Rademacher" in row for _, row in chosen_rows)
+
+
 def test_small_scale_puts_real_fashion_mnist_in_for_cifar10_where_guesses_are_compared():
     for table in ("table3", "table4", "table6", "table8"):
         configs = [r["config"] for r in expand(SPECS[table], "small", seeds=1) if "CIFAR" in r["col"]
