@@ -292,9 +292,9 @@ def _spec(number: str, title: str, cells: list[Cell], *, cols, seeds: int, scale
         notes += " " + FIDELITY_NOTES
     chosen = {}
     for c in cells:
-        if _random_weight_guess(c.config) and RANDOM_WEIGHT_DEFAULT[c.config["target"]] != TEXT:
-            if chosen.setdefault(c.row, RANDOM_WEIGHT_DEFAULT[c.config["target"]]) != RANDOM_WEIGHT_DEFAULT[c.config["target"]]:
-                raise SpecError(f"{PAPER}/table{number}: row {c.row!r} mixes gradient targets, so no one default")
+        default = RANDOM_WEIGHT_DEFAULT[c.config["target"]] if _random_weight_guess(c.config) else TEXT
+        if default != TEXT and chosen.setdefault(c.row, default) != default:
+            raise SpecError(f"{PAPER}/table{number}: row {c.row!r} mixes gradient targets, so no one default")
     return TableSpec(id=f"{PAPER}/table{number}", paper=PAPER, title=title,
                      source=f"{SOURCE}, Table {number} ({where})", metrics=("test_acc",),
                      rows=rows, cols=cols, defaults={}, cells=tuple(cells), seeds=seeds, scales=scales,
