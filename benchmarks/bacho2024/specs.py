@@ -182,6 +182,8 @@ FC_DECISIONS = (
     "than the text (97.67) and the code (98.35); Fashion-MNIST seed 0 (aa9d6e8) 88.85 [89.15 +- 0.09], 0.30 "
     "below (text 88.18, 0.97 below; code 89.87, 0.72 above), closer than either, so DFA -> dfa-init, "
     "the closest variant in both columns (outside 2 std on Fashion-MNIST; more seeds will tell). "
+    "FG-W, code (lr 1e-3, no batch norm), full protocol seed 0 (a9df3c5): 80.24 [80.03 +- 0.62] and 71.99 "
+    "[71.72 +- 0.63], both within 2 std. "
     "The code variant was checked against the authors' unmodified scripts on the same data (MNIST, "
     "3 hidden layers): FDFA epoch 1 train loss / test accuracy 0.2744 / 97.22% (authors) vs 0.2726 / "
     "96.99% (suite, code variant); FG-W (lr 1e-3, no BN) epoch-1 test accuracy 32.01 / 42.48 / 40.17% "
