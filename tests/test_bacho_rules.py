@@ -518,3 +518,74 @@ def test_noise_and_feedback_gradients_are_stored_like_the_activity_they_meet():
     assert _gaussian_like(torch.zeros(2, 3)).is_contiguous()
     g = torch.randn(2, 60).view(2, 3, 4, 5)
     assert torch.equal(_stored_like(g, t), g) and _stored_like(g, t).is_contiguous(memory_format=torch.channels_last)
+
+
+# ----------------------------------------------------------------------------- subnormal flushing
+def _flushed() -> bool:
+    """Whether the CPU treats subnormals as zero right now (1e-40 is subnormal in float32)."""
+    return (torch.tensor([1e-40]) * 1.0).item() == 0.0
+
+
+def _digits_fc(method, **kw):
+    return {"method": method, "arch": "fc", "depth": 3, "hidden": 16, "dataset": "digits",
+            "data_source": "sklearn", "epochs": 2, "batch_size": 64, "lr": 3e-3, "lr_decay": 0.9,
+            "feedback_lr": 3e-3, "seed": 3, "normalize_mean": 0.5, "normalize_std": 0.5,
+            "n_train": 200, "n_test": 100, "image_size": None, "batchnorm": False, "dfa_zero_init": True, **kw}
+
+
+def test_training_flushes_subnormals_and_restores_the_flag_after():
+    """Training runs with subnormals flushed (an unflushed FC run was ~3x slower late in training)
+    and gives the flag back: nothing else in the process may see it."""
+    from benchmarks.bacho2024.training import train
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    seen = []
+    assert not _flushed()
+    train(_digits_fc("LG-FG-A"), progress=lambda **_: seen.append(_flushed()))
+    assert seen == [True, True] and not _flushed()
+
+
+def test_flushing_subnormals_leaves_training_bit_identical():
+    """The claim behind flushing: values below 1.2e-38 move nothing float32 can represent next to
+    the weights. Adam moments are seeded with subnormals (what ReLU units silent on a batch leave
+    behind late in a run) and four units are silenced, so that their moments stay subnormal (0.9 x a
+    few times the smallest subnormal rounds back up); then the same steps run with and without
+    flushing."""
+    from benchmarks.bacho2024.training import Batches, setup
+    from benchmarks import data
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    cfg = _digits_fc("LG-FG-A")
+    split = data.load("digits", "sklearn", None, n_train=640, n_test=10)
+    xs = Batches(split.x_train, split.y_train, cfg, torch.device("cpu"))
+    batches = list(xs.batches(64))
+    tiny = torch.finfo(torch.float32).tiny
+
+    def run(flush):
+        torch.manual_seed(0)
+        net, rule, opt, _ = setup(cfg, torch.device("cpu"), split.n_classes, xs.prep(xs.x[:2]))
+        for xb, yb in batches[:3]:
+            rule.step(xb, yb); opt.step(); opt.zero_grad(set_to_none=True)
+        first = next(m for m in net.blocks[0].modules() if isinstance(m, Linear))
+        with torch.no_grad():
+            first.bias[:4] = -1e3  # four silent units: their weights' gradients are exactly 0 from here
+        for p in net.parameters():  # half of every moment tensor: a small multiple of tiny / 2**20
+            m = opt.state[p]["exp_avg"]
+            m.view(-1)[::2] = tiny * 2.0 ** -20 * torch.arange(1, m.view(-1)[::2].numel() + 1).remainder(5).add(1)
+        torch.set_flush_denormal(flush)
+        try:
+            for _ in range(3):
+                for xb, yb in batches:
+                    rule.step(xb, yb); opt.step(); opt.zero_grad(set_to_none=True)
+        finally:
+            torch.set_flush_denormal(False)
+        subnormal = sum(int(((s["exp_avg"] != 0) & (s["exp_avg"].abs() < tiny)).sum()) for s in opt.state.values())
+        return [p.detach().clone() for p in net.parameters()], subnormal
+
+    plain, n_plain = run(False)
+    flushed, n_flushed = run(True)
+    assert n_plain > 100 and n_flushed == 0  # the plain run really carried subnormals to the end
+    for a, b in zip(plain, flushed):
+        assert torch.equal(a, b)

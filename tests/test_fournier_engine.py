@@ -544,3 +544,20 @@ def test_the_cli_runs_a_cell_of_every_table_at_smoke_scale_and_reports_it(tmp_pa
         assert records and all(r["status"] == "ok" for r in records), (t.id, [r.get("error") for r in records])
         assert {(r["row"], r["col"]) for r in records} == {(cell.row, cell.col)}
         assert (reports / "smoke" / "fournier2023" / f"{table}.md").exists()
+
+
+def test_training_flushes_subnormals_and_restores_the_flag_after():
+    """As in the Bacho engine (benchmarks.torch_common.flush_denormals): flushed while training,
+    the flag given back after."""
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+
+    def flushed():
+        return (torch.tensor([1e-40]) * 1.0).item() == 0.0
+
+    seen = []
+    cfg = _digits_cfg(algorithm="e2e", target=None, guess=None, aux=None, space=None, projection=None,
+                      epochs=2, n_train=100, n_test=50)
+    assert not flushed()
+    train(cfg, progress=lambda **_: seen.append(flushed()))
+    assert seen == [True, True] and not flushed()
