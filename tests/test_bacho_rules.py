@@ -57,6 +57,38 @@ def test_fgw_directional_derivative_is_exact():
     assert torch.allclose(d, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_fgw_tangents_reach_make_dual_without_a_copy():
+    """FG-W keeps row-major weights in a flat buffer laid out like its tangent buffer, so that
+    make_dual takes each tangent as it is (otherwise it zero-fills and copies 1.9 M floats a step);
+    channels-last conv weights keep their own storage and layout. Values are unchanged."""
+    import torch.autograd.forward_ad as fwAD
+    from benchmarks.bacho2024.training import setup
+
+    for arch, fmt in (("fc", torch.contiguous_format), ("cnn", torch.channels_last)):
+        cfg = {"method": "FG-W", "arch": arch, "depth": 3, "hidden": 16, "dataset": "mnist", "lr": 1e-3,
+               "lr_decay": 0.95, "feedback_lr": 1e-3, "batchnorm": arch == "cnn", "cnn_pools": 1,
+               "image_size": None, "dfa_zero_init": True}
+        torch.manual_seed(0)
+        ref = [p.detach().clone() for p in build_net(cfg, fmt).parameters()]
+        torch.manual_seed(0)
+        net, rule, _, _ = setup(cfg, torch.device("cpu"), 10, torch.zeros(2, 1, 28, 28), fmt=fmt)
+        shared = 0
+        for p, v, r in zip(rule.params, rule.v, ref):
+            assert torch.equal(p, r) and p.stride() == r.stride()  # same values, same layout
+            with torch.no_grad(), fwAD.dual_level():
+                tangent = fwAD.unpack_dual(fwAD.make_dual(p, v)).tangent
+            if p.stride() == v.stride():
+                assert tangent.data_ptr() == v.data_ptr(), p.shape
+                shared += 1
+            else:
+                assert arch == "cnn" and p.dim() == 4
+        assert shared >= len(rule.params) - (2 if arch == "cnn" else 0) > 0
+
+
+def build_net(cfg, fmt):
+    return build(cfg).to(memory_format=fmt)
+
+
 @pytest.mark.parametrize("make_net,shape", [(tiny_fc, (6,)), (tiny_cnn, (1, 8, 8))])
 def test_fga_directional_derivative_is_exact(make_net, shape):
     """d_b = sum_l dL_b/dy_l . u_l (Eq. 4), output logits included, per example."""
