@@ -561,3 +561,15 @@ def test_training_flushes_subnormals_and_restores_the_flag_after():
     assert not flushed()
     train(cfg, progress=lambda **_: seen.append(flushed()))
     assert seen == [True, True] and not flushed()
+
+
+def test_training_retains_freed_memory(monkeypatch):
+    """As in the Bacho engine (benchmarks.torch_common.retain_freed_memory)."""
+    import benchmarks.fournier2023.training as training
+
+    calls = []
+    monkeypatch.setattr(training, "retain_freed_memory", lambda: calls.append(1) or True)
+    cfg = _digits_cfg(algorithm="e2e", target=None, guess=None, aux=None, space=None, projection=None,
+                      epochs=1, n_train=100, n_test=50)
+    training.train(cfg)
+    assert calls == [1]

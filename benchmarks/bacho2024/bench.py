@@ -17,7 +17,7 @@ import time
 import torch
 
 from .config import METHODS
-from .training import describe_device, flush_denormals, memory_format, pick_device, setup
+from .training import describe_device, flush_denormals, memory_format, pick_device, retain_freed_memory, setup
 
 # The team's FLOP floors, as ratios to BP: FG-A does BP's matmul work; LG-FG-A and DFA skip the
 # global backward; FG-W pays for its tangents.
@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--no-jax", action="store_true", help="fc only: skip the jitted JAX BP reference step")
     args = p.parse_args(argv)
+    retain_freed_memory()  # as in training
     with flush_denormals():  # as in training (fresh nets have no subnormals; trained ones do)
         return _bench(args)
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import data
-from benchmarks.torch_common import describe_device, final_metrics, flush_denormals, pick_device, save_checkpoint
+from benchmarks.torch_common import (describe_device, final_metrics, flush_denormals, pick_device,
+                                     retain_freed_memory, save_checkpoint)
 from benchmarks.torch_common import evaluate as _evaluate
 
 from .models import build, count_params, hidden_sizes
@@ -111,6 +112,7 @@ def _restore(path: str, net, rule, opt, sched, shuffle, device) -> dict:
 def train(config: dict, *, data_root: str | None = None, progress=None, checkpoint: str | None = None) -> dict:
     """Train one run. With ``checkpoint`` (a file path) the state is saved after every epoch and a
     run that finds the file resumes from it (SLURM preemption and time-outs requeue jobs)."""
+    retain_freed_memory()  # the same numbers; no page faults on every step's fresh tensors
     with flush_denormals():  # bit-identical numbers, ~3x faster late in FC runs on CPU
         return _train(config, data_root=data_root, progress=progress, checkpoint=checkpoint)
 

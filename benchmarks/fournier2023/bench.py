@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from .training import describe_device, pick_device, setup
+from .training import describe_device, pick_device, retain_freed_memory, setup
 
 METHODS = {  # name -> config overrides of the e2e base
     "e2e": dict(algorithm="e2e", target=None, guess=None, aux=None, space=None, projection=None),
@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = p.parse_args(argv)
+    retain_freed_memory()  # as in training
     device = pick_device()
     methods = ["e2e"] + [m for m in args.methods if m != "e2e"]
     settings = [(args.width or 0.25, args.batch or 32)]

@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import data
-from benchmarks.torch_common import describe_device, final_metrics, flush_denormals, pick_device, save_checkpoint
+from benchmarks.torch_common import (describe_device, final_metrics, flush_denormals, pick_device,
+                                     retain_freed_memory, save_checkpoint)
 from benchmarks.torch_common import evaluate as _evaluate
 from benchmarks.suite.errors import DataError
 
@@ -407,6 +408,7 @@ def load_split(config: dict, data_root: str | None):
 def train(config: dict, *, data_root: str | None = None, progress=None, checkpoint: str | None = None) -> dict:
     """Train one run. With ``checkpoint`` (a file path) the state is saved after every epoch and a
     run that finds the file resumes from it (SLURM preemption and time-outs requeue jobs)."""
+    retain_freed_memory()  # the same numbers; no page faults on every step's fresh tensors
     with flush_denormals():  # the same numbers; CPU ops on subnormals are ~100x slower
         return _train(config, data_root=data_root, progress=progress, checkpoint=checkpoint)
 
