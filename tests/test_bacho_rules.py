@@ -490,8 +490,10 @@ def test_the_step_time_benchmark_prints_every_rule_and_the_jax_reference(capsys)
 
     assert bench.main(["--hidden", "16", "--rounds", "1", "--steps", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line for line in out[2:]}
+    assert out[2].split()[:5] == ["method", "ms/step", "x", "BP", "estimate"], out
+    rows = {line.split()[0]: line for line in out[3:]}
     assert set(rows) == set(METHODS) | {"BP"}, out
+    assert all(len(rows[m].split()) >= 5 for m in METHODS), out  # step and estimate columns, each with x BP
     assert any(line.startswith("BP (JAX)") and "torch BP =" in line for line in out), out
     assert "<= 0.75x" in rows["DFA"] and "<= 1.0x" in rows["FG-A"] and "<= 1.5x" in rows["FG-W"]
 
