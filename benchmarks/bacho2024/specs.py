@@ -118,6 +118,12 @@ VARIANTS = (
     # lands below the published DFA numbers and the code above, so the init alone is a variant too.
     Variant("dfa-init", "DFA's forward weights at PyTorch's default init, as in the authors' code, on the "
                         "text's net (no batch norm)", (_DFA_DEFAULT_INIT,)),
+    # The code's CNN at the code's FG-W rate 1e-3 matches Table 2 at 20 epochs and overshoots it by 2.9-4.3
+    # points at 100, so the two FG-W decisions (net, rate) are split as well.
+    Variant("fgw-code-net", "FG-W on the authors' networks at the text's learning rate 1e-4 (Appendix A; "
+                            "also the help text of main_fwd_grad.py's --lr)",
+            (_CODE_NETS[1],
+             Change(_CODE_NETS[2].set, when={"arch": "cnn", "method": "FG-W"}, source=_CODE_NETS[2].source))),
 )
 
 # Table 1 is the 4-layer block of Table B.6 (same numbers in both).
@@ -224,8 +230,16 @@ CNN_DECISIONS = (
     "code-alg3 97.83 / 86.47. The code's net is closest in both columns (+0.9 / +2.4; the text's best, "
     "alg3, is -4.0 / -7.0) -> code; FG-A's code was not released, so this is the released net with the "
     "text's estimator. "
-    "BP on the code's net at the full protocol (seed 0) ends at 99.14 [99.32 +- 0.03], a miss; its best "
-    "epoch was 99.23 (41 of 100). The code's net was "
+    "Full protocol (seed 0, code variant) [published]: BP 99.14 / 90.91 [99.32 +- 0.03 / 92.10 +- 0.16], "
+    "misses in both columns (best epochs 99.23 / 91.24). The Fashion-MNIST miss is the released code's own: "
+    "the authors' unmodified main.py (--conv --dataset=FashionMNIST --train-mode=BP --seed=0, 20 epochs, "
+    "one CPU thread, same data) gives 88.36, 89.74, 90.19 over epochs 1-3 (suite: 88.48, 89.77, 90.18), "
+    "91.32 at its best (epoch 8) and 91.05 at epoch 20 (suite: 91.05 at epoch 10, 90.95 at 20), so the gap "
+    "lies between the paper's number and its released code. FG-W 91.95 / 77.79 [87.63 +- 1.20 / 74.93 +- "
+    "0.55], overshooting by 4.3 / 2.9 points: at epoch 20 the same runs read 87.42 / 75.07, the published "
+    "values, and they keep rising to epoch 100. The code's FG-W rate (1e-3) is one of two decisions in that "
+    "variant; fgw-code-net keeps the code's net at the text's rate 1e-4 and is the run that decides the "
+    "row next. The code's net was "
     "checked against the authors' unmodified main.py (--conv, MNIST, seed 0) over 2 epochs, test accuracy "
     "/ loss per epoch: BP 98.63 / 0.081, 98.96 / 0.047 (authors) vs 98.62 / 0.085, 98.74 / 0.050 (suite); "
     "DFA 97.85 / 0.256, 98.35 / 0.109 vs 97.60 / 0.244, 98.46 / 0.106; DKP 97.66 / 0.224, 97.98 / 0.106 vs "
