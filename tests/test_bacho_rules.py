@@ -540,6 +540,39 @@ def test_conv_nets_on_channels_last_step_exactly_as_on_the_default_layout(method
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("net_name", list(CONV_NETS))
+@pytest.mark.parametrize("method", METHODS)
+def test_fused_adam_updates_each_weight_from_its_own_gradient(method, net_name):
+    """The fused optimisers pair a weight's and its gradient's elements by memory position (on CPU
+    they do not check strides): a gradient laid out otherwise than its weight, as FG-W's row-major
+    tangents on a channels-last conv weight once were, moves the wrong weights, silently. Every rule
+    hands over gradients in their weights' layout, and the training optimiser's step equals the
+    unfused one from the same gradients."""
+    from benchmarks.bacho2024.training import setup
+
+    cfg = {"method": method, "arch": "cnn", "dataset": "mnist", "lr": 1e-3, "lr_decay": 0.95,
+           "feedback_lr": 1e-3, "batchnorm": False, "image_size": None, "dfa_zero_init": False,
+           **CONV_NETS[net_name]}
+    shape = (3, 64, 64) if cfg["arch"] == "alexnet" else (1, 28, 28)
+    n_classes = 100 if cfg["arch"] == "alexnet" else 10
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, *shape, generator=g), torch.randint(0, n_classes, (8,), generator=g)
+    torch.manual_seed(0)
+    net, rule, opt, _ = setup(cfg, torch.device("cpu"), n_classes, x[:2], fmt=torch.channels_last)
+    rule.step(x.contiguous(memory_format=torch.channels_last), y)
+    params = [p for p in net.parameters() if p.grad is not None]
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in params)  # channels-last conv weights
+    for p in params:
+        assert p.grad.stride() == p.stride(), (method, tuple(p.shape))
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    for r, p in zip(ref, params):
+        r.grad = p.grad.clone()
+    torch.optim.Adam(ref, lr=1e-3, foreach=False).step()
+    opt.step()
+    for r, p in zip(ref, params):
+        assert torch.allclose(p, r, rtol=0, atol=1e-7), (method, tuple(p.shape))
+
+
 def test_noise_and_feedback_gradients_are_stored_like_the_activity_they_meet():
     # Mixed layouts are correct but slow (a strided path for every elementwise op): the logical-order
     # noise and DFA's e B are stored like the channels-last activity they are added to.

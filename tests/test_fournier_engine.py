@@ -399,6 +399,8 @@ def test_every_method_takes_one_finite_step(n_blocks):
         assert math.isfinite(loss.item())
         trained = net.trained_parameters()
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trained), cfg
+        # fused SGD pairs weight and gradient elements by memory position (unchecked on CPU)
+        assert all(p.grad.stride() == p.stride() for p in trained), cfg
         assert any(p.grad.abs().sum() > 0 for p in net.blocks[0].parameters()), cfg  # first block learns
         if net.guess_aux is not None:
             assert all(p.grad is None for p in net.guess_aux.parameters())  # NTK auxiliaries never train

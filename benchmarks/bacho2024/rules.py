@@ -75,7 +75,7 @@ class FGW(Rule):
         # zero-fills and copies a new one (8 copies of 1.9 M floats a step, ~12% of it). Weights
         # whose strides are not row-major (channels-last convs) keep their storage and their copy.
         flat_p = torch.empty(n, device=dev, dtype=params[0].dtype)
-        self.v, self.g, off = [], [], 0
+        self.v, self.g, self.grads, off = [], [], [], 0
         for p in params:
             k = p.numel()
             self.v.append(self.flat_v[off:off + k].view_as(p))
@@ -83,6 +83,12 @@ class FGW(Rule):
             if p.stride() == self.v[-1].stride():
                 flat_p[off:off + k].copy_(p.detach().reshape(-1))
                 p.data = flat_p[off:off + k].view_as(p)
+                self.grads.append(self.g[-1])
+            else:
+                # A gradient must have its weight's strides: the fused optimisers pair a weight's and
+                # its gradient's elements by memory position, so a row-major gradient on a
+                # channels-last conv weight would be applied to the wrong elements, silently on CPU.
+                self.grads.append(torch.empty_like(p, memory_format=torch.preserve_format))
             off += k
         self.params = params
 
@@ -94,8 +100,10 @@ class FGW(Rule):
             duals = {n: fwAD.make_dual(p, v) for n, p, v in zip(self.names, self.params, self.v)}
             loss, d = fwAD.unpack_dual(F.cross_entropy(functional_call(self.net, duals, (x,)), y))
             torch.mul(self.flat_v, d, out=self.flat_g)
-        for p, g in zip(self.params, self.g):
-            p.grad = g
+        for p, g, grad in zip(self.params, self.g, self.grads):
+            if grad is not g:
+                grad.copy_(g)  # same values, the weight's layout
+            p.grad = grad
         return loss
 
 
