@@ -270,7 +270,7 @@ CNN_DECISIONS = (
     "epochs, dfa-init 3.9 below). DKP code: 99.01 [99.08 +- 0.03] 0.07 below, just outside 2 std; "
     "Fashion-MNIST 90.13 [90.39 +- 0.25] within 2 std. FDFA code: 99.14 [99.16 +- 0.03] within 2 std. "
     "FG-W fgw-code-nobn: 87.93 [87.63 +- 1.20] within 2 std (ca529f8; the screen's 81.52 at epoch 20 rose "
-    "to 87.34 by epoch 60 and 87.93 at 100). "
+    "to 87.34 by epoch 60 and 87.93 at 100); Fashion-MNIST 75.09 [74.93 +- 0.55] within 2 std (460f19d). "
     "The code variant's FG-W CNN cannot be trained by the released "
     "FG-W script: main_fwd_grad.py --conv stops at its first step (functorch.make_functional: the net has "
     "buffers, i.e. batch norm; checked with the pinned torch), as it would on fc_cifar10.py; the released "
