@@ -249,8 +249,9 @@ def test_a_local_run_killed_mid_way_resumes_bit_identical(tmp_path):
     try:
         run_id = victim.stdout.readline().strip()
         ckpt = killed / "small" / "bacho2024" / "table1" / ".checkpoints" / f"{run_id}.pt"
+        seconds = ckpt.with_name(ckpt.name + ".seconds")  # the time its epochs took, written after the checkpoint
         deadline = time.monotonic() + 120
-        while not ckpt.exists() and victim.poll() is None and time.monotonic() < deadline:
+        while not seconds.exists() and victim.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         victim.send_signal(signal.SIGKILL)  # after its first epoch's checkpoint, before its last epoch
         victim.wait(timeout=30)
@@ -259,6 +260,8 @@ def test_a_local_run_killed_mid_way_resumes_bit_identical(tmp_path):
             victim.kill()
     record = store.record_path(killed, "small", "bacho2024/table1", run_id)
     assert ckpt.exists() and not record.exists(), victim.stderr.read()[-2000:]
+    first_segment = float(seconds.read_text())
+    assert first_segment > 0
     claim = json.loads(claims.claim_path(killed, "small", run_id).read_text())
     assert claim["pid"] == victim.pid  # left behind by the killed process ...
     again = _run_one(killed)  # ... and taken over by the rerun, which resumes the checkpoint
@@ -272,6 +275,9 @@ def test_a_local_run_killed_mid_way_resumes_bit_identical(tmp_path):
     strip = lambda m: {k: v for k, v in m.items() if k != "resumed"}  # noqa: E731
     assert strip(resumed["metrics"]) == strip(ref["metrics"])  # every curve point and final metric, bit for bit
     assert not ckpt.exists() and not claims.claim_path(killed, "small", run_id).exists()
+    # Its run time covers both processes; the uninterrupted run's is its own wall time.
+    assert resumed["total_wall_time_s"] == pytest.approx(first_segment + resumed["wall_time_s"], abs=2e-3)
+    assert ref["total_wall_time_s"] == ref["wall_time_s"] and not seconds.exists()
 
 
 # ---- worker processes ------------------------------------------------------------------------------

@@ -114,6 +114,34 @@ def test_a_cell_far_below_the_paper_reads_disagree_in_the_rendered_table(tmp_pat
     assert "87.50 ± 0.14 (2) vs 97.50 ± 0.10 ✗" in md and "0/1 comparable cells agree" in md
 
 
+def test_run_times_add_up_every_segment_and_leave_out_runs_whose_time_is_unknown(tmp_path):
+    spec = make_spec()
+    res = tmp_path / "results"
+    put(res, spec, "small", "bp-0", "BP", "MNIST", 0, "ok", 97.4, wall_time_s=600.0)  # older record, never resumed
+    put(res, spec, "small", "bp-1", "BP", "MNIST", 1, "ok", 97.6, wall_time_s=60.0, resumed=2,
+        total_wall_time_s=1800.0)  # resumed twice: its total, not its last segment
+    put(res, spec, "small", "bp-2", "BP", "MNIST", 2, "ok", 97.5, wall_time_s=60.0, resumed=1)  # older, resumed
+    put(res, spec, "small", "fg-0", "FG", "CIFAR", 0, "ok", 90.0, wall_time_s=60.0, resumed=1,
+        total_wall_time_s=None)  # resumed from a checkpoint older code wrote: unknown
+    put(res, spec, "small", "fg-1", "FG", "MNIST", 0, "ok", 90.0, wall_time_s=30.0, total_wall_time_s=30.0)
+    put(res, spec, "small", "fg-2", "FG", "MNIST", 1, "failed", wall_time_s=900.0, total_wall_time_s=900.0)
+    assert [report.run_minutes(r) for r in report._load(spec, res, "small")[0]
+            if r["run_id"].startswith("bp")] == [10.0, 30.0, None]
+    report.render_table(spec, "small", res, tmp_path / "reports", commit="fff9999")
+    md = (tmp_path / "reports" / "small" / "demo" / "table1.md").read_text()
+    grid = md[md.index("Run time:"):]
+    assert "| BP | 20 (2) | — |" in grid  # median of 10 and 30 minutes; the unknown one left out
+    assert "| FG | 0.5 (1) | — |" in grid  # a failed run's time is not a run's time
+    assert "device cpu" in grid
+
+
+def test_no_run_time_grid_without_a_known_time(tmp_path):
+    spec = make_spec()
+    put(tmp_path / "results", spec, "small", "bp-0", "BP", "MNIST", 0, "ok", 97.4, resumed=1)
+    report.render_table(spec, "small", tmp_path / "results", tmp_path / "reports", commit="fff9999")
+    assert "Run time" not in (tmp_path / "reports" / "small" / "demo" / "table1.md").read_text()
+
+
 def test_render_table_and_index(tmp_path):
     spec, other = make_spec(), make_spec("other/table9")
     results, reports = tmp_path / "results", tmp_path / "reports"

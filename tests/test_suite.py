@@ -370,6 +370,37 @@ def test_nan_loss_is_recorded_as_diverged_and_exceptions_as_failed(tmp_path, mon
     assert todo == [run] and done == []  # failed runs are retried
 
 
+def test_a_resumed_runs_time_adds_its_segments_and_is_unknown_without_their_count(tmp_path, monkeypatch):
+    import benchmarks.bacho2024 as engine
+    from benchmarks.suite import runner
+
+    run = _one_run()
+    ckpt = runner.checkpoint_path(str(tmp_path), run)
+
+    def two_epochs(config, progress=None, checkpoint=None, **kw):  # a checkpoint, then progress, each epoch
+        for epoch in (1, 2):
+            Path(checkpoint).write_text(f"epoch {epoch}")
+            progress(epoch=epoch, epochs=2)
+        return {"metrics": {"test_acc": 50.0, "resumed": int(resumed)}, "data": {"kind": "subset"}}
+
+    monkeypatch.setattr(engine, "train", two_epochs)
+    resumed = False
+    rec = runner.execute_run(run, str(tmp_path), checkpoint=True)
+    assert rec["total_wall_time_s"] == rec["wall_time_s"] and not ckpt.exists()
+
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_text("epoch 7")  # a checkpoint that earlier processes spent 100 s reaching
+    ckpt.with_name(ckpt.name + ".seconds").write_text("100.0")
+    resumed = True
+    rec = runner.execute_run(run, str(tmp_path), checkpoint=True)
+    assert rec["total_wall_time_s"] == pytest.approx(100.0 + rec["wall_time_s"], abs=2e-3)
+    assert not ckpt.with_name(ckpt.name + ".seconds").exists()
+
+    ckpt.write_text("epoch 7")  # ... and one written by code that kept no count: unknown, not a guess
+    rec = runner.execute_run(run, str(tmp_path), checkpoint=True)
+    assert rec["total_wall_time_s"] is None and rec["wall_time_s"] >= 0
+
+
 def test_a_real_divergence_is_detected():
     """An absurd learning rate blows the loss up to NaN: training stops and says so."""
     from benchmarks.bacho2024.training import train

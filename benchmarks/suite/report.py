@@ -262,6 +262,41 @@ def _grid(spec: TableSpec, stats: dict) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def run_minutes(record: dict) -> float | None:
+    """Wall minutes a run took over all its segments; None where unknown (a run resumed from a
+    checkpoint whose earlier segments' time its record lacks)."""
+    total = _number(record.get("total_wall_time_s"))
+    if total is None and "total_wall_time_s" not in record and not record.get("resumed"):
+        total = _number(record.get("wall_time_s"))  # an older record of a run that never resumed
+    return None if total is None else total / 60.0
+
+
+def _time_grid(spec: TableSpec, records: list[dict], cells) -> tuple[list[str], list[list[str]]] | None:
+    """Median wall minutes per run of each cell (finished runs whose whole time is known), with the
+    number of runs behind it; None when no cell has one."""
+    minutes: dict = {}
+    for r in records:
+        key = (r.get("row"), r.get("col"))
+        if key in cells and r.get("status") in ("ok", "diverged") and _in_spec(spec, r):
+            if (m := run_minutes(r)) is not None:
+                minutes.setdefault(key, []).append(m)
+    if not minutes:
+        return None
+    body = []
+    for row in spec.rows:
+        line = [row]
+        for col in spec.cols:
+            ms = minutes.get((row, col))
+            med = float(np.median(ms)) if ms else None
+            line.append("—" if med is None else f"{med:.{0 if med >= 10 else 1}f} ({len(ms)})")
+        body.append(line)
+    return [""] + list(spec.cols), body
+
+
+def _devices(records: list[dict]) -> str:
+    return ", ".join(sorted({str(r.get("device")) for r in records if r.get("device")})) or "unknown"
+
+
 def _fmt_rho(summary: dict, spec: TableSpec) -> str:
     parts = []
     for (col, m), (r, n) in summary["rho"].items():
@@ -381,6 +416,13 @@ def _markdown(spec, scale, records, n_stale, commit, stats, summary, variant=Non
     out += ["", f"**Summary:** {summary['run']}/{summary['cells']} cells run, {summary['agreeing']}/"
             f"{summary['comparable']} comparable cells agree; Spearman ρ of ours vs published across rows: "
             f"{_fmt_rho(summary, spec)}."]
+    if (times := _time_grid(spec, records, stats)) is not None:
+        header, body = times
+        out += ["", f"Run time: median wall-clock minutes per run (runs), over all segments of a resumed run; "
+                f"device {md(_devices(records))}; runs whose whole time is unknown are left out.", ""]
+        out.append("| " + " | ".join(md(h) for h in header) + " |")
+        out.append("|" + "---|" * len(header))
+        out += ["| " + " | ".join(md(c) for c in line) + " |" for line in body]
     failed = [r for r in records if r.get("status") == "failed"]
     if failed:
         out += ["", "## Failed runs", ""]

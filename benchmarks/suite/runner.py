@@ -244,6 +244,32 @@ def checkpoint_path(results_dir: str, run: dict) -> Path:
     return store.table_dir(results_dir, run["scale"], run["table"]) / ".checkpoints" / f"{run['run_id']}.pt"
 
 
+def _seconds_path(ckpt: Path) -> Path:
+    """Beside a run's checkpoint: the wall seconds its segments spent up to that checkpoint."""
+    return ckpt.with_name(ckpt.name + ".seconds")
+
+
+def _earlier_seconds(ckpt: Path | None) -> float | None:
+    """Wall seconds a run spent in earlier processes (it resumes their checkpoint): 0.0 for a run
+    that starts afresh; None where a checkpoint has no count beside it (written by older code)."""
+    if ckpt is None or not ckpt.exists():
+        return 0.0
+    try:
+        return float(_seconds_path(ckpt).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_seconds(ckpt: Path, seconds: float) -> None:
+    path = _seconds_path(ckpt)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(f"{seconds:.3f}")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a lost count costs the record its total time, not the run
+
+
 def attempt_run(run: dict, results_dir: str, data_root: str | None = None,
                 progress: Callable[..., None] | None = None, checkpoint: bool = False,
                 log_path: str | None = None, on_start: Callable[[], None] | None = None,
@@ -341,7 +367,17 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     ckpt = checkpoint_path(results_dir, run) if checkpoint else None
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
+    earlier = _earlier_seconds(ckpt)
     t0 = time.monotonic()
+    if ckpt is not None and earlier is not None:
+        # Engines call progress once an epoch, right after saving their checkpoint: the count
+        # beside it then covers the same epochs, and a resumed run adds its segments up.
+        report_epoch = progress
+
+        def progress(**kw):
+            _write_seconds(ckpt, earlier + time.monotonic() - t0)
+            if report_epoch is not None:
+                report_epoch(**kw)
     try:
         if run["run_id"] in os.environ.get(FAULT_ENV, "").split(","):
             raise RuntimeError(f"injected failure ({FAULT_ENV})")
@@ -360,7 +396,10 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     except Exception as e:  # noqa: BLE001 - any failure of a run becomes its record
         tail = "".join(traceback.format_exception(e)).strip().splitlines()[-25:]
         record.update(status="failed", error="\n".join(tail))
-    record["wall_time_s"] = round(time.monotonic() - t0, 3)
+    record["wall_time_s"] = round(time.monotonic() - t0, 3)  # this process only
+    # Over every segment of a resumed run (epochs lost to an interruption are not counted);
+    # None where the earlier segments' time is unknown.
+    record["total_wall_time_s"] = None if earlier is None else round(earlier + record["wall_time_s"], 3)
     record["finished_at"] = _now()
     if claim is not None and not claim.owned():
         theirs = store.read_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]))
@@ -369,4 +408,5 @@ def execute_run(run: dict, results_dir: str, data_root: str | None = None,
     store.write_record(store.record_path(results_dir, run["scale"], run["table"], run["run_id"]), record)
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)  # a failed run also starts afresh when retried
+        _seconds_path(ckpt).unlink(missing_ok=True)
     return record
